@@ -1,0 +1,97 @@
+"""The app factory: `create_app(settings)` builds a connexion (Flask) ASGI app serving our OpenAPI documents."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import connexion
+from connexion.exceptions import ProblemException
+from connexion.resolver import Resolver
+from flask import Response, redirect
+from starlette.exceptions import HTTPException
+
+from gateway.api import accounts, tes
+from gateway.api.errors import error_body, problem_handler, status_for, unexpected_handler
+from gateway.api.security import security_map
+from gateway.bootstrap import Components, build
+from gateway.config import Settings
+from gateway.domain.errors import DomainError
+
+log = logging.getLogger(__name__)
+
+SPEC_DIR = Path(__file__).resolve().parents[2] / "openapi"
+
+
+def _instrumented(operation: str, fn: Callable[..., Any], c: Components) -> Callable[..., Any]:
+    """Time the operation and turn domain errors into the error table's responses."""
+
+    @functools.wraps(fn)
+    def handler(*args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        status = 200
+        try:
+            return fn(*args, **kwargs)
+        except DomainError as exc:
+            status = status_for(exc)
+            principal = (kwargs.get("token_info") or {}).get("principal")
+            log.info(
+                "request refused",
+                extra={"operation": operation, "status": status, "error": exc.msg,
+                       "user": getattr(principal, "user", None)},
+            )
+            return error_body(exc.msg, status), status
+        finally:
+            c.metrics.observe_request(operation, status, time.perf_counter() - started)
+
+    return handler
+
+
+def create_app(settings: Settings, components: Components | None = None) -> connexion.FlaskApp:
+    """Build the web app. Nothing is fetched from the network; the database schema is migrated."""
+    c = components or build(settings)
+    table: dict[str, Callable[..., Any]] = {}
+    for group in (tes.handlers(c), accounts.handlers(c)):
+        table.update({name: _instrumented(name, fn, c) for name, fn in group.items()})
+
+    def resolve(operation_id: str) -> Callable[..., Any]:
+        return table[operation_id]
+
+    if settings.auth == "none":
+        log.warning("AUTHENTICATION IS OFF (TRE_GATEWAY_AUTH=none): every caller is an admin. Never use this in a TRE.")
+    app = connexion.FlaskApp(
+        __name__,
+        specification_dir=str(SPEC_DIR),
+        security_map=security_map(c.authenticator),
+    )
+    common = dict(
+        resolver=Resolver(resolve),
+        validate_responses=True,
+        strict_validation=True,
+    )
+    app.add_api("tes.yaml", base_path="/ga4gh/tes/v1", **common)
+    app.add_api("gateway.yaml", base_path="/gateway/v1", **common)
+    app.add_error_handler(ProblemException, problem_handler)
+    app.add_error_handler(HTTPException, problem_handler)
+    app.add_error_handler(Exception, unexpected_handler)
+
+    flask_app = app.app
+    flask_app.config["GATEWAY"] = c
+
+    @flask_app.get("/metrics")
+    def metrics() -> Response:
+        return Response(c.metrics.exposition(), mimetype="text/plain; version=0.0.4")
+
+    @flask_app.get("/")
+    def index() -> Any:
+        return redirect("/ga4gh/tes/v1/ui/")
+
+    @flask_app.get("/healthz")
+    def healthz() -> Any:
+        return {"status": "ok"}
+
+    return app

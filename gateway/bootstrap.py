@@ -1,0 +1,189 @@
+"""The composition root: builds every adapter and service from Settings.
+
+Implementations are chosen by name; an unknown name fails at start-up, listing the known ones.
+Tests pass their own fakes through `overrides`.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine
+
+from gateway.adapters.db.engine import make_engine, migrate
+from gateway.adapters.db.repository import (
+    SqlAccessTokenRepository,
+    SqlMembershipRepository,
+    SqlTaskRepository,
+)
+from gateway.adapters.metrics import Metrics
+from gateway.config import Settings, SettingsError
+from gateway.domain.egress import EgressPolicy
+from gateway.domain.images import ImagePolicy
+from gateway.services.access_tokens import AccessTokenService
+from gateway.services.authentication import Authenticator, ClaimNames
+from gateway.services.dispatcher import Dispatcher
+from gateway.services.egress import EgressService
+from gateway.services.ports import ComputeBackend, ObjectStore
+from gateway.services.runner import TaskRunner
+from gateway.services.tasks import TaskService
+
+
+def _local_store(settings: Settings) -> ObjectStore:
+    from gateway.adapters.storage.local import LocalObjectStore
+
+    return LocalObjectStore(settings.resolved_store_dir)
+
+
+def _podman_backend(settings: Settings, store: ObjectStore) -> ComputeBackend:
+    from gateway.adapters.compute.podman import PodmanBackend
+
+    return PodmanBackend(
+        store,
+        settings.resolved_workspace_dir,
+        containers_conf=settings.resolved_containers_conf,
+        helper_binary=settings.helper_binary,
+        uid=settings.executor_uid,
+        gid=settings.executor_gid,
+    )
+
+
+OBJECT_STORES: dict[str, Callable[[Settings], ObjectStore]] = {"local": _local_store}
+COMPUTE_BACKENDS: dict[str, Callable[[Settings, ObjectStore], ComputeBackend]] = {"podman": _podman_backend}
+
+
+def choose(registry: dict[str, Any], name: str, what: str) -> Any:
+    if name not in registry:
+        raise SettingsError(f"{what} {name!r} is unknown; choose one of: {', '.join(sorted(registry))}")
+    return registry[name]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_task_id() -> str:
+    """Time-ordered and unguessable: 12 hex digits of milliseconds, then 64 random bits."""
+    return f"{int(time.time() * 1000):012x}{secrets.token_hex(8)}"
+
+
+@dataclass
+class Components:
+    settings: Settings
+    engine: Engine
+    store: ObjectStore
+    tasks: TaskService
+    access_tokens: AccessTokenService
+    authenticator: Authenticator | None
+    metrics: Metrics
+    backend_factory: Callable[[], ComputeBackend]
+    _backend: ComputeBackend | None = field(default=None, init=False)
+    _dispatcher: Dispatcher | None = field(default=None, init=False)
+
+    @property
+    def backend(self) -> ComputeBackend:
+        """Built on first use: an API-only process never needs the container runtime."""
+        if self._backend is None:
+            self._backend = self.backend_factory()
+        return self._backend
+
+    @property
+    def dispatcher(self) -> Dispatcher:
+        if self._dispatcher is None:
+            s = self.settings
+            runner = TaskRunner(
+                repo=self.tasks.repo,
+                backend=self.backend,
+                store=self.store,
+                images=self.tasks.images,
+                egress=EgressService(self.store, egress_policy(s), utcnow),
+                now=utcnow,
+                observer=self.metrics,
+            )
+            self._dispatcher = Dispatcher(
+                repo=self.tasks.repo,
+                runner=runner,
+                backend=self.backend,
+                worker_id=f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}",
+                poll_interval=s.dispatcher_poll_seconds,
+                lease_seconds=s.dispatcher_lease_seconds,
+                threads=s.dispatcher_threads,
+                observer=self.metrics,
+            )
+            self.tasks.wake = self._dispatcher.wake
+        return self._dispatcher
+
+
+def egress_policy(settings: Settings) -> EgressPolicy:
+    return EgressPolicy(
+        max_file_bytes=settings.egress_max_file_bytes,
+        max_total_bytes=settings.egress_max_total_bytes,
+        allowed_extensions=frozenset(e.lower() for e in settings.egress_allowed_extensions),
+        human_review_required=settings.egress_review == "human",
+    )
+
+
+def build(
+    settings: Settings,
+    *,
+    store: ObjectStore | None = None,
+    backend: ComputeBackend | None = None,
+) -> Components:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store_factory = choose(OBJECT_STORES, settings.object_store, "object_store")
+    backend_factory = choose(COMPUTE_BACKENDS, settings.compute_backend, "compute_backend")
+    engine = make_engine(settings.resolved_database_url)
+    migrate(engine)
+    repo = SqlTaskRepository(engine)
+    store = store or store_factory(settings)
+    metrics = Metrics(repo.count_by_state)
+    access_tokens = AccessTokenService(SqlAccessTokenRepository(engine), time.time)
+    authenticator = None
+    if settings.auth != "none":
+        from gateway.adapters.auth.jwt_tokens import JwtVerifier, claim_list, load_or_create_dev_secret
+
+        if settings.auth == "dev":
+            verifier = JwtVerifier(mode="dev", dev_secret=load_or_create_dev_secret(settings.dev_secret_file))
+        else:
+            pem = settings.oidc_public_key_file.read_text() if settings.oidc_public_key_file else None
+            verifier = JwtVerifier(
+                mode="oidc",
+                issuer=settings.oidc_issuer,
+                audience=settings.oidc_audience or None,
+                jwks_url=settings.oidc_jwks_url or None,
+                public_key_pem=pem,
+            )
+        authenticator = Authenticator(
+            verifier=verifier,
+            access_tokens=access_tokens,
+            memberships=SqlMembershipRepository(engine),
+            claims=ClaimNames(settings.claim_username, settings.claim_roles, settings.claim_projects),
+            claim_list=claim_list,
+        )
+    tasks = TaskService(
+        repo=repo,
+        store=store,
+        images=ImagePolicy(dict(settings.image_policy)),
+        new_id=new_task_id,
+        now=utcnow,
+        default_page_size=settings.default_page_size,
+        max_page_size=settings.max_page_size,
+    )
+    chosen_store = store
+    return Components(
+        settings=settings,
+        engine=engine,
+        store=chosen_store,
+        tasks=tasks,
+        access_tokens=access_tokens,
+        authenticator=authenticator,
+        metrics=metrics,
+        backend_factory=(lambda: backend) if backend is not None else (lambda: backend_factory(settings, chosen_store)),
+    )

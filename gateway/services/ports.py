@@ -1,0 +1,240 @@
+"""Ports: the small interfaces the use cases need from the outside world.
+
+Each port has one fake in tests/ and one shared contract test-suite that every implementation
+passes. Implementations are chosen by a configuration string at start-up (see adapters/registry.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+from gateway.domain.errors import InvalidRequest
+from gateway.domain.states import TaskState
+from gateway.domain.task import Executor, ExecutorLog, FileType, Output, Resources, Task
+
+# ---------------------------------------------------------------- object store
+
+
+class Area(StrEnum):
+    INPUTS = "inputs"
+    WORK = "work"
+    QUARANTINE = "quarantine"
+    RELEASED = "released"
+
+
+@dataclass(frozen=True)
+class Location:
+    area: Area
+    key: str
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    key: str
+    size_bytes: int
+    sha256: str
+
+
+def check_key(key: str) -> str:
+    """Object keys are relative, slash-separated, with no empty, '.' or '..' segments."""
+    if not key or key.startswith("/") or "\x00" in key or "\\" in key:
+        raise InvalidRequest(f"object key {key!r} is not a clean relative path")
+    if any(part in ("", ".", "..") for part in key.split("/")):
+        raise InvalidRequest(f"object key {key!r} is not a clean relative path")
+    return key
+
+
+class ObjectStore(Protocol):
+    """Areas `inputs`, `work`, `quarantine`, `released`; keys are relative paths within an area."""
+
+    def put_file(self, area: Area, key: str, source: Path) -> StoredObject: ...
+
+    def put_bytes(self, area: Area, key: str, data: bytes) -> StoredObject: ...
+
+    def open(self, area: Area, key: str) -> BinaryIO:
+        """A readable binary stream; raises NotFound if the object does not exist."""
+        ...
+
+    def fetch_to(self, area: Area, key: str, destination: Path) -> None: ...
+
+    def copy(self, source: Location, destination: Location) -> StoredObject: ...
+
+    def list(self, area: Area, prefix: str = "") -> Iterator[StoredObject]:
+        """Objects whose key starts with `prefix`, in key order (no directories)."""
+        ...
+
+    def exists(self, area: Area, key: str) -> bool: ...
+
+    def delete_prefix(self, area: Area, prefix: str) -> int: ...
+
+    def url_for(self, area: Area, key: str = "") -> str:
+        """The URL clients use to name `key` in `area` (e.g. in TES input/output urls)."""
+        ...
+
+    def locate(self, url: str) -> Location | None:
+        """The area and key a URL names in this store, or None if it is not one of ours."""
+        ...
+
+
+# ---------------------------------------------------------------- compute
+
+
+class JobPhase(StrEnum):
+    PENDING = "PENDING"        # accepted by the backend, nothing running yet
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"    # every executor finished (or failed with ignore_error); outputs collected
+    FAILED = "FAILED"          # an executor exited non-zero without ignore_error
+    SYSTEM_ERROR = "SYSTEM_ERROR"
+    PREEMPTED = "PREEMPTED"
+    MISSING = "MISSING"        # the backend has no trace of the job
+
+
+@dataclass(frozen=True)
+class StagedInput:
+    path: str
+    type: FileType
+    source: Location | None = None
+    content: str | None = None
+
+
+@dataclass(frozen=True)
+class Job:
+    """A task as the backend runs it: images already resolved, inputs already located."""
+
+    task_id: str
+    project: str
+    executors: tuple[Executor, ...]
+    inputs: tuple[StagedInput, ...] = ()
+    outputs: tuple[Output, ...] = ()
+    volumes: tuple[str, ...] = ()
+    resources: Resources | None = None
+
+
+@dataclass(frozen=True)
+class CollectedOutput:
+    """An output file copied from the job's workspace into the quarantine area."""
+
+    destination: str
+    container_path: str
+    stored: StoredObject
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    phase: JobPhase
+    executor_logs: tuple[ExecutorLog, ...] = ()
+    # A structured system-log line (see domain.task.system_log) when phase is a failure.
+    reason: str | None = None
+    outputs: tuple[CollectedOutput, ...] = ()
+    started: bool = False
+
+
+class ComputeBackend(Protocol):
+    """Runs a job's executors in order in sandboxed containers.
+
+    Every method is idempotent and safe to call again after a gateway crash: state lives in the
+    backend (containers, pods) and in the database, never only in this process.
+    """
+
+    name: str
+
+    def start(self, job: Job) -> None:
+        """Stage inputs and launch the first executor. Calling it again for the same job is a no-op."""
+        ...
+
+    def poll(self, job: Job) -> JobStatus:
+        """Observe the job; advance to the next executor when one ends; collect outputs at the end."""
+        ...
+
+    def cancel(self, task_id: str) -> None:
+        """Stop the job: afterwards nothing of it runs. Safe for unknown ids."""
+        ...
+
+    def cleanup(self, task_id: str) -> None:
+        """Remove what the job left behind (containers, workspace). Safe for unknown ids."""
+        ...
+
+    def known_task_ids(self) -> set[str]:
+        """Ids of every task that still has containers or pods, for orphan reconciliation."""
+        ...
+
+
+# ---------------------------------------------------------------- persistence
+
+
+@dataclass(frozen=True)
+class TaskQuery:
+    projects: frozenset[str] | None = None  # None: every project (admins)
+    name_prefix: str | None = None
+    state: TaskState | None = None
+    tags: tuple[tuple[str, str], ...] = ()  # ("key", "") matches any value
+    before_seq: int | None = None           # keyset cursor: only tasks older than this
+    limit: int = 256
+
+
+@dataclass
+class TaskPage:
+    tasks: list[Task] = field(default_factory=list)
+    last_seq: int | None = None
+    has_more: bool = False
+
+
+class StaleTask(Exception):
+    """A save was based on an out-of-date copy of the task; reload and try again."""
+
+
+class TaskRepository(Protocol):
+    def add(self, task: Task) -> None: ...
+
+    def get(self, task_id: str) -> Task | None: ...
+
+    def save(self, task: Task) -> Task:
+        """Persist `task` if its version is current; return it with the version bumped, else StaleTask."""
+        ...
+
+    def query(self, query: TaskQuery) -> TaskPage:
+        """Newest first, keyset-paginated on an internal, stable sequence."""
+        ...
+
+    def claim_active(self, worker: str, lease_seconds: float, limit: int) -> list[Task]:
+        """Tasks in an active state whose lease is free, expired or already ours; leases them to `worker`."""
+        ...
+
+    def release_lease(self, task_id: str, worker: str) -> None: ...
+
+    def count_by_state(self) -> dict[TaskState, int]: ...
+
+
+@dataclass(frozen=True)
+class AccessToken:
+    """A personal access token, for clients that can only send HTTP Basic credentials."""
+
+    token_id: str
+    user: str
+    secret_hash: str
+    roles: tuple[str, ...]
+    projects: tuple[str, ...]
+    created_at: float
+    expires_at: float
+    revoked_at: float | None = None
+    description: str = ""
+
+
+class AccessTokenRepository(Protocol):
+    def add(self, token: AccessToken) -> None: ...
+
+    def find(self, token_id: str) -> AccessToken | None: ...
+
+    def for_user(self, user: str) -> list[AccessToken]: ...
+
+    def revoke(self, token_id: str, at: float) -> bool: ...
+
+
+class MembershipRepository(Protocol):
+    def projects_of(self, user: str) -> frozenset[str]: ...
+
+    def add_member(self, project: str, user: str) -> None: ...

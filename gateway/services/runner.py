@@ -1,0 +1,126 @@
+"""Driving one task one step along its lifecycle. Re-entrant: after a crash the same call resumes it."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from gateway.domain.errors import DomainError
+from gateway.domain.images import ImagePolicy
+from gateway.domain.states import TaskState
+from gateway.domain.task import Executor, Task, system_log
+from gateway.services.egress import EgressService
+from gateway.services.locations import input_location
+from gateway.services.observer import NullObserver, Observer
+from gateway.services.ports import (
+    ComputeBackend,
+    Job,
+    JobPhase,
+    ObjectStore,
+    StagedInput,
+    TaskRepository,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TaskRunner:
+    repo: TaskRepository
+    backend: ComputeBackend
+    store: ObjectStore
+    images: ImagePolicy
+    egress: EgressService
+    now: Callable[[], datetime]
+    observer: Observer = NullObserver()
+
+    def build_job(self, task: Task) -> Job:
+        """Resolve images and input locations again: policy may have changed since submission."""
+        executors = tuple(
+            Executor(**{**e.__dict__, "image": self.images.resolve(e.image)}) for e in task.spec.executors
+        )
+        inputs = tuple(
+            StagedInput(
+                path=i.path,
+                type=i.type,
+                source=input_location(self.store, task.project, i.url) if i.url else None,
+                content=i.content,
+            )
+            for i in task.spec.inputs
+        )
+        return Job(
+            task_id=task.id,
+            project=task.project,
+            executors=executors,
+            inputs=inputs,
+            outputs=task.spec.outputs,
+            volumes=task.spec.volumes,
+            resources=task.spec.resources,
+        )
+
+    def advance(self, task: Task) -> Task:
+        """Take `task` one step further and persist it. Raises StaleTask if it changed meanwhile."""
+        state = task.state
+        if state is TaskState.CANCELING:
+            self.backend.cancel(task.id)
+            self.backend.cleanup(task.id)
+            return self._finish(task.moved_to(TaskState.CANCELED, at=self.now()))
+        try:
+            job = self.build_job(task)
+        except DomainError as exc:
+            return self._fail(task, "job_rejected", exc.msg)
+        if state is TaskState.QUEUED:
+            task = self.repo.save(task.moved_to(TaskState.INITIALIZING, at=self.now()))
+            state = task.state
+        if state is TaskState.INITIALIZING:
+            try:
+                self.backend.start(job)
+            except DomainError as exc:
+                self.observer.backend_error("start")
+                return self._fail(task, "staging_failed", exc.msg)
+            task = self.repo.save(task.moved_to(TaskState.RUNNING, at=self.now()))
+            queued = (task.start_time or task.creation_time) - task.creation_time
+            self.observer.task_started(queued.total_seconds())
+            return task
+        if state is TaskState.RUNNING:
+            return self._observe(task, job)
+        return task
+
+    def _observe(self, task: Task, job: Job) -> Task:
+        status = self.backend.poll(job)
+        logs_changed = status.executor_logs != task.executor_logs
+        if logs_changed:
+            task = task.with_logs(executor_logs=status.executor_logs)
+        phase = status.phase
+        if phase in (JobPhase.PENDING, JobPhase.RUNNING):
+            return self.repo.save(task) if logs_changed else task
+        if phase is JobPhase.SUCCEEDED:
+            finished = self.egress.process(task, status.outputs)
+            if finished.state.is_terminal:
+                self.backend.cleanup(task.id)
+            return self._finish(finished)
+        self.backend.cleanup(task.id)
+        if phase is JobPhase.FAILED:
+            return self._finish(
+                task.moved_to(TaskState.EXECUTOR_ERROR, at=self.now(), reason=status.reason)
+            )
+        if phase is JobPhase.PREEMPTED:
+            return self._finish(task.moved_to(TaskState.PREEMPTED, at=self.now(), reason=status.reason))
+        reason = status.reason or system_log("job_lost", "the backend has no record of this task")
+        return self._finish(task.moved_to(TaskState.SYSTEM_ERROR, at=self.now(), reason=reason))
+
+    def _fail(self, task: Task, reason: str, detail: str) -> Task:
+        self.backend.cancel(task.id)
+        self.backend.cleanup(task.id)
+        return self._finish(
+            task.moved_to(TaskState.SYSTEM_ERROR, at=self.now(), reason=system_log(reason, detail))
+        )
+
+    def _finish(self, task: Task) -> Task:
+        saved = self.repo.save(task)
+        if saved.state.is_terminal:
+            self.observer.task_finished(saved.state)
+            log.info("task finished", extra={"task_id": saved.id, "state": saved.state.value})
+        return saved

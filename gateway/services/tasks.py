@@ -1,0 +1,116 @@
+"""TES use cases: create, get, list and cancel tasks on behalf of an authenticated principal."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from gateway.domain.errors import Conflict, InvalidRequest, NotFound
+from gateway.domain.identity import Principal
+from gateway.domain.images import ImagePolicy
+from gateway.domain.states import TaskState
+from gateway.domain.task import Task, TaskSpec
+from gateway.services.locations import input_location, output_location
+from gateway.services.paging import decode_token, encode_token, page_size
+from gateway.services.ports import ObjectStore, StaleTask, TaskQuery, TaskRepository
+
+PROJECT_TAG = "project"
+
+
+@dataclass
+class ListResult:
+    tasks: list[Task]
+    next_page_token: str | None
+
+
+@dataclass
+class TaskService:
+    repo: TaskRepository
+    store: ObjectStore
+    images: ImagePolicy
+    new_id: Callable[[], str]
+    now: Callable[[], datetime]
+    default_page_size: int = 256
+    max_page_size: int = 2047
+    # Nudges an in-process dispatcher so a new or cancelled task is picked up at once.
+    wake: Callable[[], None] = field(default=lambda: None)
+
+    def create(self, principal: Principal, body: dict[str, Any]) -> Task:
+        """Validate `body` fully, then store the task as QUEUED. Nothing is stored if any check fails."""
+        spec = TaskSpec.from_dict(body)
+        project = principal.project_for_submission(spec.tags.get(PROJECT_TAG))
+        for executor in spec.executors:
+            self.images.resolve(executor.image)
+        for inp in spec.inputs:
+            if inp.url is not None:
+                input_location(self.store, project, inp.url)
+        for out in spec.outputs:
+            output_location(self.store, project, out.url)
+        tags = dict(spec.tags)
+        tags[PROJECT_TAG] = project
+        spec = TaskSpec(**{**spec.__dict__, "tags": tags})
+        task = Task(
+            id=self.new_id(),
+            owner=principal.user,
+            project=project,
+            spec=spec,
+            state=TaskState.QUEUED,
+            creation_time=self.now(),
+        )
+        self.repo.add(task)
+        self.wake()
+        return task
+
+    def get(self, principal: Principal, task_id: str) -> Task:
+        task = self.repo.get(task_id)
+        if task is None:
+            raise NotFound(f"task {task_id!r} not found")
+        principal.check_visible(task.project, f"task {task_id!r}")
+        return task
+
+    def list(
+        self,
+        principal: Principal,
+        *,
+        name_prefix: str | None = None,
+        state: str | None = None,
+        tag_keys: list[str] | None = None,
+        tag_values: list[str] | None = None,
+        size: int | None = None,
+        token: str | None = None,
+    ) -> ListResult:
+        keys, values = tag_keys or [], tag_values or []
+        if len(values) > len(keys):
+            raise InvalidRequest("tag_value: every tag_value needs a tag_key before it")
+        tags = tuple((k, values[i] if i < len(values) else "") for i, k in enumerate(keys))
+        query = TaskQuery(
+            projects=None if principal.is_admin else principal.projects,
+            name_prefix=name_prefix or None,
+            state=TaskState(state) if state else None,
+            tags=tags,
+            before_seq=decode_token(token) if token else None,
+            limit=page_size(size, self.default_page_size, self.max_page_size),
+        )
+        page = self.repo.query(query)
+        next_token = encode_token(page.last_seq) if page.has_more and page.last_seq is not None else None
+        return ListResult(page.tasks, next_token)
+
+    def cancel(self, principal: Principal, task_id: str) -> Task:
+        """Ask for the task to stop. Idempotent: cancelling a finished or cancelled task changes nothing."""
+        for _ in range(5):
+            task = self.get(principal, task_id)
+            if principal.user != task.owner and not principal.is_admin:
+                principal.check_visible(task.project, f"task {task_id!r}")
+            if task.state.is_terminal or task.state is TaskState.CANCELING:
+                return task
+            try:
+                saved = self.repo.save(
+                    task.moved_to(TaskState.CANCELING, at=self.now(), reason=None)
+                )
+            except StaleTask:
+                continue
+            self.wake()
+            return saved
+        raise Conflict(f"task {task_id!r} is changing state too quickly; try again")

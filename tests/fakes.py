@@ -1,0 +1,287 @@
+"""In-memory fakes of every port, for unit tests. Each passes the same contract suite as the real adapters."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+from urllib.parse import urlparse
+
+from gateway.domain.errors import BackendError, NotFound
+from gateway.domain.states import ACTIVE_STATES, TaskState
+from gateway.domain.task import ExecutorLog, FileType, Task, system_log
+from gateway.services.ports import (
+    AccessToken,
+    Area,
+    CollectedOutput,
+    Job,
+    JobPhase,
+    JobStatus,
+    Location,
+    StaleTask,
+    StoredObject,
+    TaskPage,
+    TaskQuery,
+    check_key,
+)
+
+
+class FakeObjectStore:
+    """Objects in a dict; URLs look like `mem://area/key`."""
+
+    def __init__(self) -> None:
+        self.objects: dict[tuple[Area, str], bytes] = {}
+
+    def put_bytes(self, area: Area, key: str, data: bytes) -> StoredObject:
+        self.objects[(area, check_key(key))] = data
+        return StoredObject(key, len(data), hashlib.sha256(data).hexdigest())
+
+    def put_file(self, area: Area, key: str, source: Path) -> StoredObject:
+        return self.put_bytes(area, key, Path(source).read_bytes())
+
+    def open(self, area: Area, key: str) -> BinaryIO:
+        try:
+            return io.BytesIO(self.objects[(area, check_key(key))])
+        except KeyError:
+            raise NotFound(f"object {key!r} not found in {area.value}") from None
+
+    def fetch_to(self, area: Area, key: str, destination: Path) -> None:
+        Path(destination).write_bytes(self.open(area, key).read())
+
+    def copy(self, source: Location, destination: Location) -> StoredObject:
+        return self.put_bytes(destination.area, destination.key, self.open(source.area, source.key).read())
+
+    def list(self, area: Area, prefix: str = "") -> Iterator[StoredObject]:
+        for (a, key), data in sorted(self.objects.items(), key=lambda kv: kv[0][1]):
+            if a is area and key.startswith(prefix):
+                yield StoredObject(key, len(data), hashlib.sha256(data).hexdigest())
+
+    def exists(self, area: Area, key: str) -> bool:
+        return (area, check_key(key)) in self.objects
+
+    def delete_prefix(self, area: Area, prefix: str) -> int:
+        doomed = [k for k in self.objects if k[0] is area and k[1].startswith(prefix)]
+        for k in doomed:
+            del self.objects[k]
+        return len(doomed)
+
+    def url_for(self, area: Area, key: str = "") -> str:
+        return f"mem://{area.value}/{key}"
+
+    def locate(self, url: str) -> Location | None:
+        parsed = urlparse(url)
+        if parsed.scheme != "mem":
+            return None
+        try:
+            area = Area(parsed.netloc)
+        except ValueError:
+            return None
+        key = parsed.path[1:]
+        return Location(area, key) if key else None
+
+
+@dataclass
+class _FakeJob:
+    job: Job
+    started_at: float
+    canceled: bool = False
+
+
+@dataclass
+class FakeBackend:
+    """Runs nothing. An executor's command decides its fate:
+
+    - `["exit", "N"]` exits with N; `["sleep", "S"]` runs S seconds; anything else succeeds at once.
+    - `["preempt"]` is evicted; `["write", PATH, TEXT]` writes TEXT to the workspace file PATH;
+      `["copy", SRC, DST]` copies one workspace file to another.
+    Outputs are collected from the workspace into the store's quarantine area.
+    """
+
+    store: FakeObjectStore
+    name: str = "fake"
+    jobs: dict[str, _FakeJob] = field(default_factory=dict)
+    files: dict[str, dict[str, str]] = field(default_factory=dict)
+    clock: object = time.monotonic
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def start(self, job: Job) -> None:
+        with self.lock:
+            if job.task_id in self.jobs:
+                return
+            workspace: dict[str, str] = {}
+            for inp in job.inputs:
+                if inp.content is not None:
+                    workspace[inp.path] = inp.content
+                elif inp.source is not None and inp.type is FileType.FILE:
+                    try:
+                        workspace[inp.path] = self.store.open(inp.source.area, inp.source.key).read().decode()
+                    except NotFound as exc:
+                        raise BackendError(f"input could not be staged: {exc.msg}") from exc
+            self.files[job.task_id] = workspace
+            self.jobs[job.task_id] = _FakeJob(job, self.clock())  # type: ignore[operator]
+
+    def poll(self, job: Job) -> JobStatus:
+        with self.lock:
+            record = self.jobs.get(job.task_id)
+            if record is None or record.canceled:
+                return JobStatus(JobPhase.MISSING)
+            elapsed = self.clock() - record.started_at  # type: ignore[operator]
+            logs: list[ExecutorLog] = []
+            for ex in job.executors:
+                cmd = ex.command
+                if cmd[0] == "sleep":
+                    elapsed -= float(cmd[1])
+                    if elapsed < 0:
+                        return JobStatus(JobPhase.RUNNING, tuple(logs), started=True)
+                if cmd[0] == "preempt":
+                    return JobStatus(JobPhase.PREEMPTED, tuple(logs), reason=system_log("preempted", "evicted"))
+                if cmd[0] == "write":
+                    self.files[job.task_id][cmd[1]] = cmd[2]
+                if cmd[0] == "copy":
+                    self.files[job.task_id][cmd[2]] = self.files[job.task_id].get(cmd[1], "")
+                code = int(cmd[1]) if cmd[0] == "exit" else 0
+                logs.append(ExecutorLog(exit_code=code, stdout=" ".join(cmd)))
+                if code and not ex.ignore_error:
+                    return JobStatus(
+                        JobPhase.FAILED, tuple(logs), reason=system_log("executor_failed", f"exit {code}"),
+                        started=True,
+                    )
+            collected = []
+            for index, out in enumerate(job.outputs):
+                content = self.files[job.task_id].get(out.path)
+                if content is None:
+                    return JobStatus(JobPhase.SYSTEM_ERROR, tuple(logs), reason=system_log("output_missing", out.path))
+                name = out.path.rsplit("/", 1)[-1]
+                stored = self.store.put_bytes(Area.QUARANTINE, f"{job.task_id}/{index}/{name}", content.encode())
+                collected.append(CollectedOutput(out.url, out.path, stored))
+            return JobStatus(JobPhase.SUCCEEDED, tuple(logs), outputs=tuple(collected), started=True)
+
+    def cancel(self, task_id: str) -> None:
+        with self.lock:
+            if task_id in self.jobs:
+                self.jobs[task_id].canceled = True
+
+    def cleanup(self, task_id: str) -> None:
+        with self.lock:
+            self.jobs.pop(task_id, None)
+            self.files.pop(task_id, None)
+
+    def known_task_ids(self) -> set[str]:
+        with self.lock:
+            return {k for k, v in self.jobs.items() if not v.canceled}
+
+    def running(self) -> set[str]:
+        return self.known_task_ids()
+
+
+class InMemoryTaskRepository:
+    def __init__(self) -> None:
+        self.rows: dict[str, tuple[int, Task]] = {}
+        self.tags: dict[str, dict[str, str]] = {}
+        self.leases: dict[str, tuple[str, float]] = {}
+        self.seq = 0
+        self.lock = threading.Lock()
+
+    def add(self, task: Task) -> None:
+        with self.lock:
+            if task.id in self.rows:
+                raise ValueError(f"duplicate task id {task.id}")
+            self.seq += 1
+            self.rows[task.id] = (self.seq, task)
+
+    def get(self, task_id: str) -> Task | None:
+        row = self.rows.get(task_id)
+        return row[1] if row else None
+
+    def save(self, task: Task) -> Task:
+        with self.lock:
+            seq, current = self.rows[task.id]
+            if current.version != task.version:
+                raise StaleTask(task.id)
+            saved = task.with_logs(version=task.version + 1)
+            self.rows[task.id] = (seq, saved)
+            return saved
+
+    def query(self, query: TaskQuery) -> TaskPage:
+        rows = sorted(self.rows.values(), key=lambda r: -r[0])
+        picked = []
+        for seq, t in rows:
+            if query.projects is not None and t.project not in query.projects:
+                continue
+            if query.name_prefix and not (t.spec.name or "").startswith(query.name_prefix):
+                continue
+            if query.state is not None and t.state is not query.state:
+                continue
+            if any(k not in t.spec.tags or (v and t.spec.tags[k] != v) for k, v in query.tags):
+                continue
+            if query.before_seq is not None and seq >= query.before_seq:
+                continue
+            picked.append((seq, t))
+        page = picked[: query.limit]
+        return TaskPage([t for _, t in page], page[-1][0] if page else None, len(picked) > query.limit)
+
+    def claim_active(self, worker: str, lease_seconds: float, limit: int) -> list[Task]:
+        now = time.time()
+        out = []
+        with self.lock:
+            for _seq, t in sorted(self.rows.values(), key=lambda r: r[0]):
+                if t.state not in ACTIVE_STATES:
+                    continue
+                owner = self.leases.get(t.id)
+                if owner and owner[0] != worker and owner[1] > now:
+                    continue
+                self.leases[t.id] = (worker, now + lease_seconds)
+                out.append(t)
+                if len(out) >= limit:
+                    break
+        return out
+
+    def release_lease(self, task_id: str, worker: str) -> None:
+        with self.lock:
+            if self.leases.get(task_id, ("",))[0] == worker:
+                del self.leases[task_id]
+
+    def count_by_state(self) -> dict[TaskState, int]:
+        counts: dict[TaskState, int] = {}
+        for _, t in self.rows.values():
+            counts[t.state] = counts.get(t.state, 0) + 1
+        return counts
+
+
+class InMemoryAccessTokens:
+    def __init__(self) -> None:
+        self.tokens: dict[str, AccessToken] = {}
+
+    def add(self, token: AccessToken) -> None:
+        self.tokens[token.token_id] = token
+
+    def find(self, token_id: str) -> AccessToken | None:
+        return self.tokens.get(token_id)
+
+    def for_user(self, user: str) -> list[AccessToken]:
+        return sorted((t for t in self.tokens.values() if t.user == user), key=lambda t: t.created_at)
+
+    def revoke(self, token_id: str, at: float) -> bool:
+        t = self.tokens.get(token_id)
+        if t is None or t.revoked_at is not None:
+            return False
+        from dataclasses import replace
+
+        self.tokens[token_id] = replace(t, revoked_at=at)
+        return True
+
+
+class InMemoryMemberships:
+    def __init__(self) -> None:
+        self.members: set[tuple[str, str]] = set()
+
+    def projects_of(self, user: str) -> frozenset[str]:
+        return frozenset(p for p, u in self.members if u == user)
+
+    def add_member(self, project: str, user: str) -> None:
+        self.members.add((project, user))
