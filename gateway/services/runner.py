@@ -80,9 +80,9 @@ class TaskRunner:
             except DomainError as exc:
                 self.observer.backend_error("start")
                 return self._fail(task, "staging_failed", exc.msg)
-            task = self.repo.save(task.moved_to(TaskState.RUNNING, at=self.now()))
-            queued = (task.start_time or task.creation_time) - task.creation_time
-            self.observer.task_started(queued.total_seconds())
+            started = self.now()
+            task = self.repo.save(task.moved_to(TaskState.RUNNING, at=started))
+            self.observer.task_started((started - task.creation_time).total_seconds())
             return task
         if state is TaskState.RUNNING:
             return self._observe(task, job)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from gateway.domain.egress import CheckResult, QuarantinedFile
@@ -10,8 +10,13 @@ from gateway.domain.states import TaskState
 from gateway.domain.task import ExecutorLog, OutputFileLog, Task, TaskSpec
 
 
+def _utc(value: datetime) -> datetime:
+    # SQLite hands back naive datetimes; every time the gateway stores is UTC.
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
 def _dt(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
+    return _utc(datetime.fromisoformat(value)) if value else None
 
 
 def logs_to_json(task: Task) -> dict[str, Any]:
@@ -29,7 +34,7 @@ def logs_to_json(task: Task) -> dict[str, Any]:
 
 def task_from_row(row: Any) -> Task:
     logs = row.logs
-    created = row.creation_time
+    created = _utc(row.creation_time)
     return Task(
         id=row.id,
         owner=row.owner,
