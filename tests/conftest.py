@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 
 import pytest
 
+from gateway.config import Settings
 from tests.pg import PostgresServer
+
+# podman invoked by tests directly (not through the gateway) needs the project's quirks file too.
+os.environ.setdefault("CONTAINERS_CONF", str(Settings().resolved_containers_conf))
 
 
 @pytest.fixture(scope="session")

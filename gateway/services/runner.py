@@ -98,8 +98,8 @@ class TaskRunner:
             return self.repo.save(task) if logs_changed else task
         if phase is JobPhase.SUCCEEDED:
             finished = self.egress.process(task, status.outputs)
-            if finished.state.is_terminal:
-                self.backend.cleanup(task.id)
+            # Outputs are in quarantine now: nothing of the job is needed any more, even while PAUSED.
+            self.backend.cleanup(task.id)
             return self._finish(finished)
         self.backend.cleanup(task.id)
         if phase is JobPhase.FAILED:
