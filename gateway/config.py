@@ -59,6 +59,7 @@ class Settings:
     egress_allowed_extensions: list[str] = field(
         default_factory=lambda: [".txt", ".csv", ".tsv", ".json", ".md", ".log", ".png", ".pdf", ".html", ""]
     )
+    max_request_bytes: int = 16 << 20
     default_page_size: int = 256
     max_page_size: int = 2047
     dispatcher_poll_seconds: float = 0.5

@@ -11,13 +11,16 @@ from typing import Any
 
 import connexion
 from connexion.exceptions import ProblemException
+from connexion.middleware import MiddlewarePosition
 from connexion.resolver import Resolver
 from flask import Response, redirect
 from starlette.exceptions import HTTPException
 
 from gateway.api import accounts, tes
 from gateway.api.errors import error_body, problem_handler, status_for, unexpected_handler
+from gateway.api.limits import BodySizeLimit
 from gateway.api.security import security_map
+from gateway.api.validation import validator_map
 from gateway.bootstrap import Components, build
 from gateway.config import Settings
 from gateway.domain.errors import DomainError
@@ -34,19 +37,23 @@ def _instrumented(operation: str, fn: Callable[..., Any], c: Components) -> Call
     def handler(*args: Any, **kwargs: Any) -> Any:
         started = time.perf_counter()
         status = 200
+        principal = (kwargs.get("token_info") or {}).get("principal")
+        fields: dict[str, Any] = {"operation": operation, "user": getattr(principal, "user", None)}
+        if "id" in kwargs:
+            fields["task_id"] = kwargs["id"]
         try:
-            return fn(*args, **kwargs)
+            result = fn(*args, **kwargs)
+            if operation == "CreateTask":
+                fields["task_id"] = result.get("id")
+            return result
         except DomainError as exc:
             status = status_for(exc)
-            principal = (kwargs.get("token_info") or {}).get("principal")
-            log.info(
-                "request refused",
-                extra={"operation": operation, "status": status, "error": exc.msg,
-                       "user": getattr(principal, "user", None)},
-            )
+            fields["error"] = exc.msg
             return error_body(exc.msg, status), status
         finally:
-            c.metrics.observe_request(operation, status, time.perf_counter() - started)
+            elapsed = time.perf_counter() - started
+            c.metrics.observe_request(operation, status, elapsed)
+            log.info("request", extra={**fields, "status": status, "ms": round(elapsed * 1000, 2)})
 
     return handler
 
@@ -67,6 +74,7 @@ def create_app(settings: Settings, components: Components | None = None) -> conn
         __name__,
         specification_dir=str(SPEC_DIR),
         security_map=security_map(c.authenticator),
+        validator_map=validator_map(),
     )
     common = dict(
         resolver=Resolver(resolve),
@@ -75,6 +83,8 @@ def create_app(settings: Settings, components: Components | None = None) -> conn
     )
     app.add_api("tes.yaml", base_path="/ga4gh/tes/v1", **common)
     app.add_api("gateway.yaml", base_path="/gateway/v1", **common)
+    app.add_middleware(BodySizeLimit, position=MiddlewarePosition.BEFORE_EXCEPTION,
+                       max_bytes=settings.max_request_bytes)
     app.add_error_handler(ProblemException, problem_handler)
     app.add_error_handler(HTTPException, problem_handler)
     app.add_error_handler(Exception, unexpected_handler)

@@ -56,6 +56,8 @@ def problem_handler(_request: ConnexionRequest, exc: Exception) -> ConnexionResp
         status, detail, headers = exc.status_code, exc.detail, dict(exc.headers or {})
     else:
         status, detail, headers = 500, "internal error", {}
+    # jsonschema appends the whole schema and instance after a blank line: keep the sentence.
+    detail = str(detail).split("\n\n", 1)[0].strip()
     if status == 401:
         headers.setdefault("WWW-Authenticate", 'Bearer realm="tre-gateway", Basic realm="tre-gateway"')
     if status >= 500:

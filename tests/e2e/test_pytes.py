@@ -30,8 +30,8 @@ def test_two_executor_task_with_content_input_and_released_output(gateway):
         outputs=[tes.Output(path="/out/count.txt", url=gateway.released_url("p1", "count.txt"))],
         executors=[
             tes.Executor(image="alpine", command=["sh", "-c", "sort -r /in/words.txt > /work/sorted.txt"]),
-            tes.Executor(image="busybox:1.36", command=["sh", "-c", "head -n1 /work/sorted.txt; wc -l < /work/sorted.txt"],
-                         stdout="/out/count.txt"),
+            tes.Executor(image="busybox:1.36", stdout="/out/count.txt",
+                         command=["sh", "-c", "head -n1 /work/sorted.txt; wc -l < /work/sorted.txt"]),
         ],
         volumes=["/work"],
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from gateway.domain.egress import CheckResult, QuarantinedFile
@@ -12,7 +12,7 @@ from gateway.domain.task import ExecutorLog, OutputFileLog, Task, TaskSpec
 
 def _utc(value: datetime) -> datetime:
     # SQLite hands back naive datetimes; every time the gateway stores is UTC.
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _dt(value: str | None) -> datetime | None:
