@@ -17,6 +17,11 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from gateway.adapters.db.airlock_repository import (
+    SqlAuditLog,
+    SqlEgressRequestRepository,
+    SqlProjectPolicyRepository,
+)
 from gateway.adapters.db.engine import make_engine, migrate
 from gateway.adapters.db.repository import (
     SqlAccessTokenRepository,
@@ -25,9 +30,11 @@ from gateway.adapters.db.repository import (
 )
 from gateway.adapters.metrics import Metrics
 from gateway.config import Settings, SettingsError
+from gateway.domain.airlock import ProjectPolicy
 from gateway.domain.egress import EgressPolicy
 from gateway.domain.images import ImagePolicy
 from gateway.services.access_tokens import AccessTokenService
+from gateway.services.airlock import AirlockService
 from gateway.services.authentication import Authenticator, ClaimNames
 from gateway.services.dispatcher import Dispatcher
 from gateway.services.egress import EgressService
@@ -81,6 +88,7 @@ class Components:
     store: ObjectStore
     tasks: TaskService
     access_tokens: AccessTokenService
+    airlock: AirlockService
     authenticator: Authenticator | None
     metrics: Metrics
     backend_factory: Callable[[], ComputeBackend]
@@ -103,9 +111,11 @@ class Components:
                 backend=self.backend,
                 store=self.store,
                 images=self.tasks.images,
-                egress=EgressService(self.store, egress_policy(s), utcnow),
+                egress=self.egress_service(),
                 now=utcnow,
+                audit=self.airlock.audit,
                 observer=self.metrics,
+                on_cancel=self.airlock.withdraw,
             )
             self._dispatcher = Dispatcher(
                 repo=self.tasks.repo,
@@ -121,13 +131,29 @@ class Components:
         return self._dispatcher
 
 
-def egress_policy(settings: Settings) -> EgressPolicy:
-    return EgressPolicy(
-        max_file_bytes=settings.egress_max_file_bytes,
-        max_total_bytes=settings.egress_max_total_bytes,
-        allowed_extensions=frozenset(e.lower() for e in settings.egress_allowed_extensions),
-        human_review_required=settings.egress_review == "human",
-    )
+    def egress_service(self) -> EgressService:
+        s = self.settings
+        return EgressService(
+            store=self.store,
+            policy=EgressPolicy(
+                max_file_bytes=s.egress_max_file_bytes,
+                max_total_bytes=s.egress_max_total_bytes,
+                allowed_extensions=frozenset(e.lower() for e in s.egress_allowed_extensions),
+            ),
+            now=utcnow,
+            requests=self.airlock.requests,
+            project_policy=self.airlock.policy_for,
+            audit=self.airlock.audit,
+        )
+
+
+def default_project_policy(settings: Settings) -> ProjectPolicy:
+    return ProjectPolicy(
+        required_approvals=settings.egress_required_approvals,
+        auto_release_clean=settings.egress_review == "automatic",
+        small_cell_threshold=settings.egress_small_cell_threshold,
+        max_rows=settings.egress_max_rows,
+    ).validated()
 
 
 def build(
@@ -167,8 +193,19 @@ def build(
             claims=ClaimNames(settings.claim_username, settings.claim_roles, settings.claim_projects),
             claim_list=claim_list,
         )
+    audit = SqlAuditLog(engine)
+    airlock = AirlockService(
+        requests=SqlEgressRequestRepository(engine),
+        tasks=repo,
+        store=store,
+        audit=audit,
+        policies=SqlProjectPolicyRepository(engine),
+        default_policy=default_project_policy(settings),
+        now=utcnow,
+    )
     tasks = TaskService(
         repo=repo,
+        audit=audit,
         store=store,
         images=ImagePolicy(dict(settings.image_policy)),
         new_id=new_task_id,
@@ -183,6 +220,7 @@ def build(
         store=chosen_store,
         tasks=tasks,
         access_tokens=access_tokens,
+        airlock=airlock,
         authenticator=authenticator,
         metrics=metrics,
         backend_factory=(lambda: backend) if backend is not None else (lambda: backend_factory(settings, chosen_store)),

@@ -105,6 +105,34 @@ def _member(args: argparse.Namespace) -> int:
     return 0
 
 
+def _audit(args: argparse.Namespace) -> int:
+    import json
+
+    from gateway.adapters.db.airlock_repository import SqlAuditLog
+    from gateway.adapters.db.engine import make_engine, migrate
+    from gateway.services.audit import verify
+
+    settings = _settings(args)
+    engine = make_engine(settings.resolved_database_url)
+    migrate(engine)
+    log = SqlAuditLog(engine)
+    if args.action == "verify":
+        problems = verify(log)
+        for problem in problems:
+            print(f"TAMPERED: {problem}")
+        seq, _ = log.head()
+        print(f"audit log intact: {seq} entries" if not problems else f"audit log FAILED verification ({seq} entries)")
+        return 0 if not problems else 1
+    out = open(args.output, "w") if args.output else sys.stdout  # noqa: SIM115 - closed below
+    try:
+        for entry in log.entries():
+            out.write(json.dumps(entry.to_json(), sort_keys=True) + "\n")
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="tre-gateway",
@@ -143,6 +171,10 @@ def parser() -> argparse.ArgumentParser:
     mb.add_argument("--project", required=True)
     mb.add_argument("--user", required=True)
     mb.set_defaults(func=_member)
+    a = sub.add_parser("audit", help="verify the audit log's hash chain, or export it as JSON lines")
+    a.add_argument("action", choices=["verify", "export"])
+    a.add_argument("--output", type=Path, help="with export: write to this file instead of standard output")
+    a.set_defaults(func=_audit)
     return p
 
 

@@ -54,6 +54,9 @@ class Settings:
     claim_roles: str = "roles"
     claim_projects: str = "projects"
     egress_review: str = "human"  # human | automatic
+    egress_required_approvals: int = 1
+    egress_small_cell_threshold: int = 10
+    egress_max_rows: int = 1_000_000
     egress_max_file_bytes: int = 1 << 30
     egress_max_total_bytes: int = 4 << 30
     egress_allowed_extensions: list[str] = field(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -16,7 +17,7 @@ from connexion.resolver import Resolver
 from flask import Response, redirect
 from starlette.exceptions import HTTPException
 
-from gateway.api import accounts, tes
+from gateway.api import accounts, airlock, tes
 from gateway.api.errors import error_body, problem_handler, status_for, unexpected_handler
 from gateway.api.limits import BodySizeLimit
 from gateway.api.security import security_map
@@ -49,7 +50,8 @@ def _instrumented(operation: str, fn: Callable[..., Any], c: Components) -> Call
         except DomainError as exc:
             status = status_for(exc)
             fields["error"] = exc.msg
-            return error_body(exc.msg, status), status
+            # An explicit JSON response: operations that stream files declare two content types.
+            return Response(json.dumps(error_body(exc.msg, status)), status, mimetype="application/json")
         finally:
             elapsed = time.perf_counter() - started
             c.metrics.observe_request(operation, status, elapsed)
@@ -62,7 +64,7 @@ def create_app(settings: Settings, components: Components | None = None) -> conn
     """Build the web app. Nothing is fetched from the network; the database schema is migrated."""
     c = components or build(settings)
     table: dict[str, Callable[..., Any]] = {}
-    for group in (tes.handlers(c), accounts.handlers(c)):
+    for group in (tes.handlers(c), accounts.handlers(c), airlock.handlers(c)):
         table.update({name: _instrumented(name, fn, c) for name, fn in group.items()})
 
     def resolve(operation_id: str) -> Callable[..., Any]:
@@ -83,6 +85,7 @@ def create_app(settings: Settings, components: Components | None = None) -> conn
     )
     app.add_api("tes.yaml", base_path="/ga4gh/tes/v1", **common)
     app.add_api("gateway.yaml", base_path="/gateway/v1", **common)
+    app.add_api("airlock.yaml", base_path="/airlock/v1", **common)
     app.add_middleware(BodySizeLimit, position=MiddlewarePosition.BEFORE_EXCEPTION,
                        max_bytes=settings.max_request_bytes)
     app.add_error_handler(ProblemException, problem_handler)

@@ -1,14 +1,13 @@
 """Safe outputs: what a task produced, the automated checks on it, and the release decision.
 
 Outputs are first copied to quarantine. Each file is checked here (pure functions over its
-metadata and first bytes); a human review step (see the airlock) can be required on top.
+metadata and first bytes); tabular content checks live in `disclosure`, human review in `airlock`.
 """
 
 from __future__ import annotations
 
 import posixpath
 from dataclasses import dataclass
-from enum import StrEnum
 
 
 @dataclass(frozen=True)
@@ -30,12 +29,6 @@ class CheckResult:
     detail: str
 
 
-class ReleaseDecision(StrEnum):
-    RELEASE = "release"          # all checks passed and no human review is required
-    AWAIT_REVIEW = "await_review"  # a human output checker must decide
-    REJECT = "reject"            # an automated check failed and nobody may override it here
-
-
 @dataclass(frozen=True)
 class EgressPolicy:
     max_file_bytes: int = 1 << 30
@@ -44,7 +37,6 @@ class EgressPolicy:
     allowed_extensions: frozenset[str] = frozenset(
         {".txt", ".csv", ".tsv", ".json", ".md", ".log", ".png", ".pdf", ".html", ""}
     )
-    human_review_required: bool = True
 
 
 # Magic numbers of formats that must never pass as text, whatever their name says.
@@ -130,14 +122,3 @@ def check_files(files: list[QuarantinedFile], policy: EgressPolicy) -> dict[str,
         ]
         results[f.quarantine_key] = checks
     return results
-
-
-def decide(results: dict[str, list[CheckResult]], policy: EgressPolicy) -> ReleaseDecision:
-    failed = any(not c.passed for checks in results.values() for c in checks)
-    if policy.human_review_required:
-        return ReleaseDecision.AWAIT_REVIEW
-    return ReleaseDecision.REJECT if failed else ReleaseDecision.RELEASE
-
-
-def failed_checks(results: dict[str, list[CheckResult]]) -> list[tuple[str, CheckResult]]:
-    return [(key, c) for key, checks in results.items() for c in checks if not c.passed]

@@ -14,7 +14,6 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from gateway.domain.egress import CheckResult, QuarantinedFile
 from gateway.domain.errors import InvalidRequest
 from gateway.domain.states import TaskState, check_transition
 
@@ -342,9 +341,6 @@ class Task:
     output_logs: tuple[OutputFileLog, ...] = ()
     system_logs: tuple[str, ...] = ()
     metadata: dict[str, str] = field(default_factory=dict)
-    # Files held in quarantine for this task, with their automated check results (the airlock's input).
-    egress_files: tuple[QuarantinedFile, ...] = ()
-    egress_checks: dict[str, tuple[CheckResult, ...]] = field(default_factory=dict)
     # Optimistic-concurrency counter: a save based on a stale copy is refused by the repository.
     version: int = 0
 

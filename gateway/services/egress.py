@@ -1,30 +1,43 @@
-"""The release step: every output passes through quarantine, automated checks and (by default) human review.
+"""The release step: every output passes through quarantine, automated checks and review.
 
-`EgressService.process` is the one seam through which outputs reach their destination. The human
-review of the airlock plugs in where the decision is AWAIT_REVIEW: the task then waits in PAUSED.
+`EgressService.process` is the one way outputs reach their destination. Outputs that pass every
+check are released at once only if the project's policy says so (`auto_release_clean`); otherwise an
+egress request is opened for output checkers and the task waits in PAUSED.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import secrets
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from gateway.domain.egress import (
-    EgressPolicy,
-    QuarantinedFile,
-    ReleaseDecision,
-    check_files,
-    decide,
-    failed_checks,
-    sniff_media_type,
-)
+from gateway.domain.airlock import CellFlag, EgressFile, EgressRequest, ProjectPolicy
+from gateway.domain.egress import CheckResult, EgressPolicy, QuarantinedFile, check_files, sniff_media_type
 from gateway.domain.states import TaskState
-from gateway.domain.task import OutputFileLog, Task, system_log
+from gateway.domain.task import OutputFileLog, Task
+from gateway.services.audit import record
 from gateway.services.locations import output_location
-from gateway.services.ports import Area, CollectedOutput, Location, ObjectStore
+from gateway.services.ports import Area, AuditLog, CollectedOutput, EgressRequestRepository, Location, ObjectStore
 
 SNIFF_BYTES = 8192
+
+# Content checks beyond size and type: (file, its project's policy) -> (results, flagged cells).
+ContentInspector = Callable[[QuarantinedFile, ProjectPolicy], tuple[tuple[CheckResult, ...], tuple[CellFlag, ...]]]
+
+
+def deliver(
+    store: ObjectStore, audit: AuditLog, project: str, request_id: str | None, files: Iterable[EgressFile]
+) -> tuple[OutputFileLog, ...]:
+    """Copy approved files from quarantine to their destinations, auditing each release."""
+    logs = []
+    for f in files:
+        target = output_location(store, project, f.file.destination)
+        store.copy(Location(Area.QUARANTINE, f.file.quarantine_key), target)
+        logs.append(OutputFileLog(f.file.destination, f.file.container_path, f.file.size_bytes))
+        record(audit, "gateway", "egress.released", "egress_request", request_id or "-", project,
+               file_id=f.file_id, destination=f.file.destination, sha256=f.file.sha256)
+    return tuple(logs)
 
 
 @dataclass
@@ -32,6 +45,10 @@ class EgressService:
     store: ObjectStore
     policy: EgressPolicy
     now: Callable[[], datetime]
+    requests: EgressRequestRepository
+    project_policy: Callable[[str], ProjectPolicy]
+    audit: AuditLog
+    inspect_content: ContentInspector | None = None
 
     def quarantine_record(self, collected: CollectedOutput) -> QuarantinedFile:
         with self.store.open(Area.QUARANTINE, collected.stored.key) as stream:
@@ -45,43 +62,48 @@ class EgressService:
             media_type=sniff_media_type(head),
         )
 
-    def process(self, task: Task, collected: tuple[CollectedOutput, ...]) -> Task:
-        """Check the task's quarantined outputs and release, hold for review, or reject them.
+    def inspect(self, files: list[QuarantinedFile], policy: ProjectPolicy) -> tuple[EgressFile, ...]:
+        basic = check_files(files, self.policy)
+        inspected = []
+        for index, f in enumerate(files):
+            checks = tuple(basic[f.quarantine_key])
+            flags: tuple[CellFlag, ...] = ()
+            if self.inspect_content is not None:
+                extra, flags = self.inspect_content(f, policy)
+                checks += extra
+            inspected.append(EgressFile(str(index), f, checks, flags))
+        return tuple(inspected)
 
-        Returns the task in COMPLETE, PAUSED or SYSTEM_ERROR; the caller persists it.
+    def process(self, task: Task, collected: tuple[CollectedOutput, ...]) -> Task:
+        """Check the task's quarantined outputs, then release them or open an egress request.
+
+        Returns the task in COMPLETE or PAUSED; the caller persists it.
         """
         at = self.now()
         if not collected:
             return task.moved_to(TaskState.COMPLETE, at=at)
-        files = [self.quarantine_record(c) for c in collected]
-        results = check_files(files, self.policy)
-        task = task.with_logs(
-            egress_files=tuple(files),
-            egress_checks={k: tuple(v) for k, v in results.items()},
-        )
-        decision = decide(results, self.policy)
-        if decision is ReleaseDecision.AWAIT_REVIEW:
-            return task.moved_to(TaskState.PAUSED, at=at)
-        if decision is ReleaseDecision.REJECT:
-            failures = failed_checks(results)
-            detail = "; ".join(f"{key}: {c.rule_id} ({c.detail})" for key, c in failures)
-            return task.moved_to(
-                TaskState.SYSTEM_ERROR,
-                at=at,
-                reason=system_log(
-                    "egress_rejected",
-                    "automated output checks failed; nothing was released",
-                    failures=[{"file": k, "rule_id": c.rule_id, "detail": c.detail} for k, c in failures],
-                    summary=detail,
-                ),
-            )
-        return self.release(task, files)
-
-    def release(self, task: Task, files: list[QuarantinedFile]) -> Task:
-        """Copy approved files from quarantine to their destinations and complete the task."""
-        logs = []
+        policy = self.project_policy(task.project)
+        files = self.inspect([self.quarantine_record(c) for c in collected], policy)
         for f in files:
-            target = output_location(self.store, task.project, f.destination)
-            self.store.copy(Location(Area.QUARANTINE, f.quarantine_key), target)
-            logs.append(OutputFileLog(url=f.destination, path=f.container_path, size_bytes=f.size_bytes))
-        return task.with_logs(output_logs=tuple(logs)).moved_to(TaskState.COMPLETE, at=self.now())
+            record(self.audit, "gateway", "egress.checked", "task", task.id, task.project, file_id=f.file_id,
+                   path=f.file.container_path, sha256=f.file.sha256, failed=list(f.failed_rule_ids))
+        if policy.auto_release_clean and all(f.checks_passed for f in files):
+            released = deliver(self.store, self.audit, task.project, None, files)
+            return task.with_logs(output_logs=released, metadata={**task.metadata, "egress_state": "RELEASED"}
+                                  ).moved_to(TaskState.COMPLETE, at=at)
+        request = self.requests.for_task(task.id)
+        if request is None:
+            request = EgressRequest(
+                id="er-" + secrets.token_hex(8),
+                task_id=task.id,
+                project=task.project,
+                requester=task.owner,
+                created_at=at,
+                files=files,
+                required_approvals=policy.required_approvals,
+            )
+            self.requests.add(request)
+            record(self.audit, "gateway", "egress.requested", "egress_request", request.id, task.project,
+                   task_id=task.id, files=len(files), required_approvals=policy.required_approvals)
+        metadata = {**task.metadata, "egress_request": request.id, "egress_state": request.state.value}
+        return task.with_logs(metadata=metadata).moved_to(TaskState.PAUSED, at=at)

@@ -12,6 +12,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
+from gateway.domain.airlock import EgressRequest, ProjectPolicy, RequestState
+from gateway.domain.audit import AuditEntry, AuditEvent
 from gateway.domain.errors import InvalidRequest
 from gateway.domain.states import TaskState
 from gateway.domain.task import Executor, ExecutorLog, FileType, Output, Resources, Task
@@ -238,3 +240,60 @@ class MembershipRepository(Protocol):
     def projects_of(self, user: str) -> frozenset[str]: ...
 
     def add_member(self, project: str, user: str) -> None: ...
+
+
+# ---------------------------------------------------------------- airlock and audit
+
+
+class StaleRequest(Exception):
+    """An egress request was changed by someone else meanwhile; reload and try again."""
+
+
+@dataclass
+class RequestPage:
+    requests: list[EgressRequest] = field(default_factory=list)
+    last_seq: int | None = None
+    has_more: bool = False
+
+
+class EgressRequestRepository(Protocol):
+    def add(self, request: EgressRequest) -> None: ...
+
+    def get(self, request_id: str) -> EgressRequest | None: ...
+
+    def for_task(self, task_id: str) -> EgressRequest | None: ...
+
+    def save(self, request: EgressRequest) -> EgressRequest:
+        """Persist if the version is current (bumping it), else raise StaleRequest."""
+        ...
+
+    def query(
+        self,
+        *,
+        states: frozenset[RequestState] | None,
+        projects: frozenset[str] | None,
+        limit: int,
+        before_seq: int | None = None,
+    ) -> RequestPage:
+        """Newest first."""
+        ...
+
+
+class ProjectPolicyRepository(Protocol):
+    def get(self, project: str) -> ProjectPolicy | None: ...
+
+    def put(self, project: str, policy: ProjectPolicy) -> None: ...
+
+
+class AuditLog(Protocol):
+    def record(self, event: AuditEvent) -> AuditEntry:
+        """Append one event, chained to the previous entry. Never fails silently."""
+        ...
+
+    def entries(self) -> Iterator[AuditEntry]:
+        """Every entry in sequence order."""
+        ...
+
+    def head(self) -> tuple[int, str]:
+        """(sequence, hash) of the last entry as recorded by the log itself."""
+        ...

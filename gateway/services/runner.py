@@ -11,10 +11,12 @@ from gateway.domain.errors import DomainError
 from gateway.domain.images import ImagePolicy
 from gateway.domain.states import TaskState
 from gateway.domain.task import Executor, Task, system_log
+from gateway.services.audit import record
 from gateway.services.egress import EgressService
 from gateway.services.locations import input_location
 from gateway.services.observer import NullObserver, Observer
 from gateway.services.ports import (
+    AuditLog,
     ComputeBackend,
     Job,
     JobPhase,
@@ -34,7 +36,19 @@ class TaskRunner:
     images: ImagePolicy
     egress: EgressService
     now: Callable[[], datetime]
+    audit: AuditLog
     observer: Observer = NullObserver()
+    # Called when a task is cancelled, e.g. to withdraw its open egress request.
+    on_cancel: Callable[[str], None] = lambda task_id: None
+
+    def _save(self, task: Task, previous: TaskState) -> Task:
+        """Persist, auditing the state change (if any) with its reason."""
+        saved = self.repo.save(task)
+        if saved.state is not previous:
+            reason = saved.system_logs[-1] if saved.system_logs and saved.state.is_terminal else None
+            record(self.audit, "gateway", "task.state_changed", "task", saved.id, saved.project,
+                   state=saved.state.value, previous=previous.value, reason=reason)
+        return saved
 
     def build_job(self, task: Task) -> Job:
         """Resolve images and input locations again: policy may have changed since submission."""
@@ -66,13 +80,14 @@ class TaskRunner:
         if state is TaskState.CANCELING:
             self.backend.cancel(task.id)
             self.backend.cleanup(task.id)
-            return self._finish(task.moved_to(TaskState.CANCELED, at=self.now()))
+            self.on_cancel(task.id)
+            return self._finish(task.moved_to(TaskState.CANCELED, at=self.now()), state)
         try:
             job = self.build_job(task)
         except DomainError as exc:
             return self._fail(task, "job_rejected", exc.msg)
         if state is TaskState.QUEUED:
-            task = self.repo.save(task.moved_to(TaskState.INITIALIZING, at=self.now()))
+            task = self._save(task.moved_to(TaskState.INITIALIZING, at=self.now()), state)
             state = task.state
         if state is TaskState.INITIALIZING:
             try:
@@ -81,7 +96,7 @@ class TaskRunner:
                 self.observer.backend_error("start")
                 return self._fail(task, "staging_failed", exc.msg)
             started = self.now()
-            task = self.repo.save(task.moved_to(TaskState.RUNNING, at=started))
+            task = self._save(task.moved_to(TaskState.RUNNING, at=started), state)
             self.observer.task_started((started - task.creation_time).total_seconds())
             return task
         if state is TaskState.RUNNING:
@@ -89,6 +104,7 @@ class TaskRunner:
         return task
 
     def _observe(self, task: Task, job: Job) -> Task:
+        previous = task.state
         status = self.backend.poll(job)
         logs_changed = status.executor_logs != task.executor_logs
         if logs_changed:
@@ -100,26 +116,26 @@ class TaskRunner:
             finished = self.egress.process(task, status.outputs)
             # Outputs are in quarantine now: nothing of the job is needed any more, even while PAUSED.
             self.backend.cleanup(task.id)
-            return self._finish(finished)
+            return self._finish(finished, previous)
         self.backend.cleanup(task.id)
         if phase is JobPhase.FAILED:
             return self._finish(
-                task.moved_to(TaskState.EXECUTOR_ERROR, at=self.now(), reason=status.reason)
+                task.moved_to(TaskState.EXECUTOR_ERROR, at=self.now(), reason=status.reason), previous
             )
         if phase is JobPhase.PREEMPTED:
-            return self._finish(task.moved_to(TaskState.PREEMPTED, at=self.now(), reason=status.reason))
+            return self._finish(task.moved_to(TaskState.PREEMPTED, at=self.now(), reason=status.reason), previous)
         reason = status.reason or system_log("job_lost", "the backend has no record of this task")
-        return self._finish(task.moved_to(TaskState.SYSTEM_ERROR, at=self.now(), reason=reason))
+        return self._finish(task.moved_to(TaskState.SYSTEM_ERROR, at=self.now(), reason=reason), previous)
 
     def _fail(self, task: Task, reason: str, detail: str) -> Task:
         self.backend.cancel(task.id)
         self.backend.cleanup(task.id)
         return self._finish(
-            task.moved_to(TaskState.SYSTEM_ERROR, at=self.now(), reason=system_log(reason, detail))
+            task.moved_to(TaskState.SYSTEM_ERROR, at=self.now(), reason=system_log(reason, detail)), task.state
         )
 
-    def _finish(self, task: Task) -> Task:
-        saved = self.repo.save(task)
+    def _finish(self, task: Task, previous: TaskState) -> Task:
+        saved = self._save(task, previous)
         if saved.state.is_terminal:
             self.observer.task_finished(saved.state)
             log.info("task finished", extra={"task_id": saved.id, "state": saved.state.value})

@@ -12,9 +12,10 @@ from gateway.domain.identity import Principal
 from gateway.domain.images import ImagePolicy
 from gateway.domain.states import TaskState
 from gateway.domain.task import Task, TaskSpec
+from gateway.services.audit import NullAuditLog, record
 from gateway.services.locations import input_location, output_location
 from gateway.services.paging import decode_token, encode_token, page_size
-from gateway.services.ports import ObjectStore, StaleTask, TaskQuery, TaskRepository
+from gateway.services.ports import AuditLog, ObjectStore, StaleTask, TaskQuery, TaskRepository
 
 PROJECT_TAG = "project"
 
@@ -34,6 +35,7 @@ class TaskService:
     now: Callable[[], datetime]
     default_page_size: int = 256
     max_page_size: int = 2047
+    audit: AuditLog = field(default_factory=NullAuditLog)
     # Nudges an in-process dispatcher so a new or cancelled task is picked up at once.
     wake: Callable[[], None] = field(default=lambda: None)
 
@@ -60,6 +62,8 @@ class TaskService:
             creation_time=self.now(),
         )
         self.repo.add(task)
+        record(self.audit, principal.user, "task.submitted", "task", task.id, project, name=spec.name,
+               images=[e.image for e in spec.executors], outputs=[o.url for o in spec.outputs])
         self.wake()
         return task
 
@@ -111,6 +115,8 @@ class TaskService:
                 )
             except StaleTask:
                 continue
+            record(self.audit, principal.user, "task.cancel_requested", "task", task.id, task.project,
+                   previous=task.state.value)
             self.wake()
             return saved
         raise Conflict(f"task {task_id!r} is changing state too quickly; try again")

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from gateway.domain.egress import CheckResult, QuarantinedFile
 from gateway.domain.states import TaskState
 from gateway.domain.task import ExecutorLog, OutputFileLog, Task, TaskSpec
 
@@ -27,8 +26,6 @@ def logs_to_json(task: Task) -> dict[str, Any]:
         "output_logs": [o.__dict__ for o in task.output_logs],
         "system_logs": list(task.system_logs),
         "metadata": dict(task.metadata),
-        "egress_files": [f.__dict__ for f in task.egress_files],
-        "egress_checks": {k: [c.__dict__ for c in v] for k, v in task.egress_checks.items()},
     }
 
 
@@ -48,9 +45,5 @@ def task_from_row(row: Any) -> Task:
         output_logs=tuple(OutputFileLog(**o) for o in logs.get("output_logs", [])),
         system_logs=tuple(logs.get("system_logs", [])),
         metadata=dict(logs.get("metadata", {})),
-        egress_files=tuple(QuarantinedFile(**f) for f in logs.get("egress_files", [])),
-        egress_checks={
-            k: tuple(CheckResult(**c) for c in v) for k, v in logs.get("egress_checks", {}).items()
-        },
         version=row.version,
     )

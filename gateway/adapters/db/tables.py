@@ -71,3 +71,54 @@ project_members = Table(
     Column("user", String(255), primary_key=True),
     Index("ix_project_members_user", "user"),
 )
+
+egress_requests = Table(
+    "egress_requests",
+    metadata,
+    Column("seq", SeqType, primary_key=True, autoincrement=True),
+    Column("id", String(64), nullable=False, unique=True),
+    Column("task_id", String(64), nullable=False, unique=True),
+    Column("project", String(255), nullable=False),
+    Column("requester", String(255), nullable=False),
+    Column("state", String(32), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("decided_at", DateTime(timezone=True), nullable=True),
+    Column("required_approvals", Integer, nullable=False),
+    Column("files", JSON, nullable=False),
+    Index("ix_egress_requests_state_seq", "state", "seq"),
+    Index("ix_egress_requests_project_seq", "project", "seq"),
+)
+
+project_policies = Table(
+    "project_policies",
+    metadata,
+    Column("project", String(255), primary_key=True),
+    Column("policy", JSON, nullable=False),
+)
+
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("seq", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=False),
+    Column("at", String(40), nullable=False),
+    Column("actor", String(255), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("object_type", String(32), nullable=False),
+    Column("object_id", String(255), nullable=False),
+    Column("project", String(255), nullable=True),
+    Column("details", JSON, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    Index("ix_audit_events_object", "object_type", "object_id"),
+)
+
+# One row: the sequence and hash of the newest audit entry. Updating it first in every append
+# serialises writers (a row lock on PostgreSQL, the write lock on SQLite).
+audit_head = Table(
+    "audit_head",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("seq", BigInteger, nullable=False),
+    Column("hash", String(64), nullable=False),
+)
