@@ -7,11 +7,13 @@ import io
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import urlparse
 
+from gateway.domain.airlock import EgressRequest, ProjectPolicy
+from gateway.domain.audit import GENESIS, AuditEntry, AuditEvent, entry_hash
 from gateway.domain.errors import BackendError, NotFound
 from gateway.domain.states import ACTIVE_STATES, TaskState
 from gateway.domain.task import ExecutorLog, FileType, Task, system_log
@@ -23,6 +25,8 @@ from gateway.services.ports import (
     JobPhase,
     JobStatus,
     Location,
+    RequestPage,
+    StaleRequest,
     StaleTask,
     StoredObject,
     TaskPage,
@@ -285,3 +289,75 @@ class InMemoryMemberships:
 
     def add_member(self, project: str, user: str) -> None:
         self.members.add((project, user))
+
+
+class InMemoryEgressRequests:
+    def __init__(self) -> None:
+        self.rows: dict[str, tuple[int, EgressRequest]] = {}
+        self.seq = 0
+
+    def add(self, request: EgressRequest) -> None:
+        if request.id in self.rows or self.for_task(request.task_id) is not None:
+            raise ValueError("duplicate egress request")
+        self.seq += 1
+        self.rows[request.id] = (self.seq, request)
+
+    def get(self, request_id: str) -> EgressRequest | None:
+        row = self.rows.get(request_id)
+        return row[1] if row else None
+
+    def for_task(self, task_id: str) -> EgressRequest | None:
+        return next((r for _, r in self.rows.values() if r.task_id == task_id), None)
+
+    def save(self, request: EgressRequest) -> EgressRequest:
+        seq, current = self.rows[request.id]
+        if current.version != request.version:
+            raise StaleRequest(request.id)
+        saved = replace(request, version=request.version + 1)
+        self.rows[request.id] = (seq, saved)
+        return saved
+
+    def query(self, *, states, projects, limit, before_seq=None) -> RequestPage:  # type: ignore[no-untyped-def]
+        picked = [
+            (seq, r) for seq, r in sorted(self.rows.values(), key=lambda x: -x[0])
+            if (states is None or r.state in states) and (projects is None or r.project in projects)
+            and (before_seq is None or seq < before_seq)
+        ]
+        page = picked[:limit]
+        return RequestPage([r for _, r in page], page[-1][0] if page else None, len(picked) > limit)
+
+
+class InMemoryPolicies:
+    def __init__(self) -> None:
+        self.policies: dict[str, ProjectPolicy] = {}
+
+    def get(self, project: str) -> ProjectPolicy | None:
+        return self.policies.get(project)
+
+    def put(self, project: str, policy: ProjectPolicy) -> None:
+        self.policies[project] = policy
+
+
+class InMemoryAuditLog:
+    """Chains entries exactly like the SQL log, so verification logic is exercised in unit tests too."""
+
+    def __init__(self) -> None:
+        self.rows: list[AuditEntry] = []
+        self.head_seq, self.head_hash = 0, GENESIS
+
+    def record(self, event: AuditEvent) -> AuditEntry:
+        seq = self.head_seq + 1
+        at = f"2026-01-01T00:00:{seq:09.6f}Z"
+        entry = AuditEntry(seq, at, event, self.head_hash, entry_hash(seq, at, event, self.head_hash))
+        self.rows.append(entry)
+        self.head_seq, self.head_hash = seq, entry.hash
+        return entry
+
+    def entries(self):  # type: ignore[no-untyped-def]
+        return iter(list(self.rows))
+
+    def head(self) -> tuple[int, str]:
+        return self.head_seq, self.head_hash
+
+    def actions(self) -> list[str]:
+        return [e.event.action for e in self.rows]
