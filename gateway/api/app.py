@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException
 
 from gateway.api import accounts, airlock, tes
 from gateway.api.errors import error_body, problem_handler, status_for, unexpected_handler
-from gateway.api.limits import BodySizeLimit
+from gateway.api.limits import BodySizeLimit, RejectControlCharacters
 from gateway.api.security import security_map
 from gateway.api.validation import validator_map
 from gateway.bootstrap import Components, build
@@ -86,6 +86,7 @@ def create_app(settings: Settings, components: Components | None = None) -> conn
     app.add_api("tes.yaml", base_path="/ga4gh/tes/v1", **common)
     app.add_api("gateway.yaml", base_path="/gateway/v1", **common)
     app.add_api("airlock.yaml", base_path="/airlock/v1", **common)
+    app.add_middleware(RejectControlCharacters, position=MiddlewarePosition.BEFORE_EXCEPTION)
     app.add_middleware(BodySizeLimit, position=MiddlewarePosition.BEFORE_EXCEPTION,
                        max_bytes=settings.max_request_bytes)
     app.add_error_handler(ProblemException, problem_handler)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
 from typing import Any
 
-from connexion.validators import VALIDATOR_MAP, ParameterValidator
+from connexion.datastructures import MediaTypeDict
+from connexion.exceptions import BadRequestProblem
+from connexion.validators import VALIDATOR_MAP, JSONRequestBodyValidator, ParameterValidator
 
 
 class NamedParameterValidator(ParameterValidator):
@@ -19,5 +22,22 @@ class NamedParameterValidator(ParameterValidator):
         return error
 
 
+class Utf8JSONRequestBodyValidator(JSONRequestBodyValidator):
+    """connexion decodes the body unguarded, so bytes that are not UTF-8 escaped as a 500."""
+
+    async def _parse(self, stream: AsyncGenerator[bytes, None], scope: Any) -> Any:
+        raw = b"".join([chunk async for chunk in stream])
+        try:
+            raw.decode(self._encoding)
+        except UnicodeDecodeError as exc:
+            raise BadRequestProblem(detail=f"request body: not valid {self._encoding} (byte {exc.start})") from None
+
+        async def replay() -> AsyncGenerator[bytes, None]:
+            yield raw
+
+        return await super()._parse(replay(), scope)
+
+
 def validator_map() -> dict[str, Any]:
-    return {**VALIDATOR_MAP, "parameter": NamedParameterValidator}
+    body = MediaTypeDict({**VALIDATOR_MAP["body"], "*/*json": Utf8JSONRequestBodyValidator})
+    return {**VALIDATOR_MAP, "parameter": NamedParameterValidator, "body": body}

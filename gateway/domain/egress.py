@@ -6,8 +6,10 @@ metadata and first bytes); tabular content checks live in `disclosure`, human re
 
 from __future__ import annotations
 
+import codecs
 import posixpath
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 
 @dataclass(frozen=True)
@@ -73,11 +75,11 @@ def sniff_media_type(head: bytes) -> str:
     if b"\x00" in head:
         return "application/octet-stream"
     try:
-        head.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        # A multi-byte character cut at the end of the sample is still text.
-        if exc.start < len(head) - 4:
-            return "application/octet-stream"
+        # A multi-byte character cut at the end of the sample is still text: the incremental decoder
+        # buffers an incomplete trailing sequence instead of failing, but rejects every invalid byte.
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+    except UnicodeDecodeError:
+        return "application/octet-stream"
     return "text/plain"
 
 
@@ -97,7 +99,8 @@ def check_files(files: list[QuarantinedFile], policy: EgressPolicy) -> dict[str,
     results: dict[str, list[CheckResult]] = {}
     total = sum(f.size_bytes for f in files)
     for f in files:
-        ext = extension_of(f.container_path)
+        # The name the file leaves under is what the policy governs, not its name inside the container.
+        ext = extension_of(urlsplit(f.destination).path or f.container_path)
         checks = [
             CheckResult(
                 "size.file_cap",

@@ -25,6 +25,9 @@ def normalise_image(name: str) -> str:
     first = name.split("/", 1)[0]
     if "/" not in name or not ("." in first or ":" in first or first == "localhost"):
         name = "docker.io/" + (name if "/" in name else "library/" + name)
+    registry, _, path = name.partition("/")
+    if registry in ("docker.io", "index.docker.io") and "/" not in path:
+        name = "docker.io/library/" + path
     return name + digest
 
 

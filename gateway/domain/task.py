@@ -38,7 +38,8 @@ def container_path(value: Any, where: str) -> str:
         raise InvalidRequest(f"{where}: must be an absolute path inside the container")
     if "\x00" in value or any(part == ".." for part in value.split("/")):
         raise InvalidRequest(f"{where}: must not contain '..' or NUL")
-    normal = posixpath.normpath(value)
+    # normpath keeps a leading "//" (POSIX leaves its meaning to the implementation); containers do not.
+    normal = "/" + posixpath.normpath(value).lstrip("/")
     if normal == "/":
         raise InvalidRequest(f"{where}: the container root cannot be used")
     if any(normal == p or normal.startswith(p + "/") for p in RESERVED_PREFIXES):

@@ -29,7 +29,7 @@ ContentInspector = Callable[[QuarantinedFile, ProjectPolicy], tuple[tuple[CheckR
 def deliver(
     store: ObjectStore, audit: AuditLog, project: str, request_id: str | None, files: Iterable[EgressFile]
 ) -> tuple[OutputFileLog, ...]:
-    """Copy approved files from quarantine to their destinations, auditing each release."""
+    """Copy approved files from quarantine to their destinations, auditing each release (idempotent)."""
     logs = []
     for f in files:
         target = output_location(store, project, f.file.destination)
@@ -74,23 +74,24 @@ class EgressService:
             inspected.append(EgressFile(str(index), f, checks, flags))
         return tuple(inspected)
 
-    def process(self, task: Task, collected: tuple[CollectedOutput, ...]) -> Task:
-        """Check the task's quarantined outputs, then release them or open an egress request.
+    def process(self, task: Task, collected: tuple[CollectedOutput, ...]) -> tuple[Task, tuple[EgressFile, ...]]:
+        """Check the task's quarantined outputs, then approve them for release or open an egress request.
 
-        Returns the task in COMPLETE or PAUSED; the caller persists it.
+        Returns the task in COMPLETE or PAUSED and the files to deliver. The caller persists the task
+        first and delivers afterwards, so a task that was cancelled meanwhile releases nothing.
         """
         at = self.now()
         if not collected:
-            return task.moved_to(TaskState.COMPLETE, at=at)
+            return task.moved_to(TaskState.COMPLETE, at=at), ()
         policy = self.project_policy(task.project)
         files = self.inspect([self.quarantine_record(c) for c in collected], policy)
         for f in files:
             record(self.audit, "gateway", "egress.checked", "task", task.id, task.project, file_id=f.file_id,
                    path=f.file.container_path, sha256=f.file.sha256, failed=list(f.failed_rule_ids))
         if policy.auto_release_clean and all(f.checks_passed for f in files):
-            released = deliver(self.store, self.audit, task.project, None, files)
-            return task.with_logs(output_logs=released, metadata={**task.metadata, "egress_state": "RELEASED"}
-                                  ).moved_to(TaskState.COMPLETE, at=at)
+            logs = tuple(OutputFileLog(f.file.destination, f.file.container_path, f.file.size_bytes) for f in files)
+            complete = task.with_logs(output_logs=logs, metadata={**task.metadata, "egress_state": "RELEASED"})
+            return complete.moved_to(TaskState.COMPLETE, at=at), files
         request = self.requests.for_task(task.id)
         if request is None:
             request = EgressRequest(
@@ -106,4 +107,4 @@ class EgressService:
             record(self.audit, "gateway", "egress.requested", "egress_request", request.id, task.project,
                    task_id=task.id, files=len(files), required_approvals=policy.required_approvals)
         metadata = {**task.metadata, "egress_request": request.id, "egress_state": request.state.value}
-        return task.with_logs(metadata=metadata).moved_to(TaskState.PAUSED, at=at)
+        return task.with_logs(metadata=metadata).moved_to(TaskState.PAUSED, at=at), ()

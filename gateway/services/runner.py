@@ -7,12 +7,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from gateway.domain.airlock import EgressFile
 from gateway.domain.errors import DomainError
 from gateway.domain.images import ImagePolicy
 from gateway.domain.states import TaskState
 from gateway.domain.task import Executor, Task, system_log
 from gateway.services.audit import record
-from gateway.services.egress import EgressService
+from gateway.services.egress import EgressService, deliver
 from gateway.services.locations import input_location
 from gateway.services.observer import NullObserver, Observer
 from gateway.services.ports import (
@@ -112,20 +113,22 @@ class TaskRunner:
         phase = status.phase
         if phase in (JobPhase.PENDING, JobPhase.RUNNING):
             return self.repo.save(task) if logs_changed else task
+        deliveries: tuple[EgressFile, ...] = ()
         if phase is JobPhase.SUCCEEDED:
-            finished = self.egress.process(task, status.outputs)
-            # Outputs are in quarantine now: nothing of the job is needed any more, even while PAUSED.
-            self.backend.cleanup(task.id)
-            return self._finish(finished, previous)
+            # Outputs are in quarantine now; the job goes once the outcome is saved (a failed save retries).
+            outcome, deliveries = self.egress.process(task, status.outputs)
+        elif phase is JobPhase.FAILED:
+            outcome = task.moved_to(TaskState.EXECUTOR_ERROR, at=self.now(), reason=status.reason)
+        elif phase is JobPhase.PREEMPTED:
+            outcome = task.moved_to(TaskState.PREEMPTED, at=self.now(), reason=status.reason)
+        else:
+            reason = status.reason or system_log("job_lost", "the backend has no record of this task")
+            outcome = task.moved_to(TaskState.SYSTEM_ERROR, at=self.now(), reason=reason)
+        saved = self._finish(outcome, previous)
+        if deliveries:
+            deliver(self.store, self.audit, saved.project, None, deliveries)
         self.backend.cleanup(task.id)
-        if phase is JobPhase.FAILED:
-            return self._finish(
-                task.moved_to(TaskState.EXECUTOR_ERROR, at=self.now(), reason=status.reason), previous
-            )
-        if phase is JobPhase.PREEMPTED:
-            return self._finish(task.moved_to(TaskState.PREEMPTED, at=self.now(), reason=status.reason), previous)
-        reason = status.reason or system_log("job_lost", "the backend has no record of this task")
-        return self._finish(task.moved_to(TaskState.SYSTEM_ERROR, at=self.now(), reason=reason), previous)
+        return saved
 
     def _fail(self, task: Task, reason: str, detail: str) -> Task:
         self.backend.cancel(task.id)
