@@ -36,6 +36,7 @@ from gateway.domain.images import ImagePolicy
 from gateway.services.access_tokens import AccessTokenService
 from gateway.services.airlock import AirlockService
 from gateway.services.authentication import Authenticator, ClaimNames
+from gateway.services.disclosure import make_content_inspector
 from gateway.services.dispatcher import Dispatcher
 from gateway.services.egress import EgressService
 from gateway.services.ports import ComputeBackend, ObjectStore
@@ -144,6 +145,7 @@ class Components:
             requests=self.airlock.requests,
             project_policy=self.airlock.policy_for,
             audit=self.airlock.audit,
+            inspect_content=make_content_inspector(self.store),
         )
 
 

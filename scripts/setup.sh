@@ -34,3 +34,6 @@ if [ ! -f "$stamp" ]; then
 fi
 
 bash scripts/build-base-image.sh >/dev/null
+if [ "${1:-}" = "--test" ]; then
+  bash scripts/setup-browser.sh
+fi

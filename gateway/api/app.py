@@ -22,6 +22,7 @@ from gateway.api.errors import error_body, problem_handler, status_for, unexpect
 from gateway.api.limits import BodySizeLimit, RejectControlCharacters
 from gateway.api.security import security_map
 from gateway.api.validation import validator_map
+from gateway.api.web import register_review_pages
 from gateway.bootstrap import Components, build
 from gateway.config import Settings
 from gateway.domain.errors import DomainError
@@ -95,6 +96,7 @@ def create_app(settings: Settings, components: Components | None = None) -> conn
 
     flask_app = app.app
     flask_app.config["GATEWAY"] = c
+    register_review_pages(flask_app, c)
 
     @flask_app.get("/metrics")
     def metrics() -> Response:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import Enum
 
+from gateway.domain.disclosure import CellFlag
 from gateway.domain.egress import CheckResult, QuarantinedFile
 from gateway.domain.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from gateway.domain.identity import Principal, Role
@@ -40,13 +41,6 @@ class RequestState(str, Enum):
     @property
     def is_open(self) -> bool:
         return self is RequestState.AWAITING_REVIEW
-
-
-@dataclass(frozen=True)
-class CellFlag:
-    row: int
-    column: int
-    rule_id: str
 
 
 @dataclass(frozen=True)

@@ -147,9 +147,11 @@ class AirlockService:
         if name.lower().endswith((".csv", ".tsv")):
             delimiter = "\t" if name.lower().endswith(".tsv") else ","
             reader = csv.reader(io.StringIO(text), delimiter=delimiter)
-            rows = []
-            for i, row in enumerate(reader):
-                if i > max_rows:
+            rows: list[list[str]] = []
+            for row in reader:
+                if not row:
+                    continue  # blank lines: CellFlag.row counts non-blank data rows only
+                if len(rows) > max_rows:
                     truncated = True
                     break
                 rows.append(row)

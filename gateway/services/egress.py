@@ -12,18 +12,23 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from gateway.domain.airlock import CellFlag, EgressFile, EgressRequest, ProjectPolicy
+from gateway.domain.airlock import EgressFile, EgressRequest, ProjectPolicy
+from gateway.domain.disclosure import CellFlag
 from gateway.domain.egress import CheckResult, EgressPolicy, QuarantinedFile, check_files, sniff_media_type
 from gateway.domain.states import TaskState
 from gateway.domain.task import OutputFileLog, Task
 from gateway.services.audit import record
+from gateway.services.disclosure import acro_verdicts
 from gateway.services.locations import output_location
 from gateway.services.ports import Area, AuditLog, CollectedOutput, EgressRequestRepository, Location, ObjectStore
 
 SNIFF_BYTES = 8192
 
-# Content checks beyond size and type: (file, its project's policy) -> (results, flagged cells).
-ContentInspector = Callable[[QuarantinedFile, ProjectPolicy], tuple[tuple[CheckResult, ...], tuple[CellFlag, ...]]]
+# Content checks beyond size and type: (file, its project's policy, ACRO verdicts by file name)
+# -> (results, flagged cells).
+ContentInspector = Callable[
+    [QuarantinedFile, ProjectPolicy, dict[str, str]], tuple[tuple[CheckResult, ...], tuple[CellFlag, ...]]
+]
 
 
 def deliver(
@@ -64,12 +69,13 @@ class EgressService:
 
     def inspect(self, files: list[QuarantinedFile], policy: ProjectPolicy) -> tuple[EgressFile, ...]:
         basic = check_files(files, self.policy)
+        acro = acro_verdicts(self.store, files) if self.inspect_content is not None else {}
         inspected = []
         for index, f in enumerate(files):
             checks = tuple(basic[f.quarantine_key])
             flags: tuple[CellFlag, ...] = ()
             if self.inspect_content is not None:
-                extra, flags = self.inspect_content(f, policy)
+                extra, flags = self.inspect_content(f, policy, acro)
                 checks += extra
             inspected.append(EgressFile(str(index), f, checks, flags))
         return tuple(inspected)
