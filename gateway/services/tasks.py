@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from gateway.domain.errors import Conflict, InvalidRequest, NotFound
+from gateway.domain.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from gateway.domain.identity import Principal
 from gateway.domain.images import ImagePolicy
 from gateway.domain.states import TaskState
@@ -18,6 +18,15 @@ from gateway.services.paging import decode_token, encode_token, page_size
 from gateway.services.ports import AuditLog, ObjectStore, StaleTask, TaskQuery, TaskRepository
 
 PROJECT_TAG = "project"
+
+
+def _state(value: str | None) -> TaskState | None:
+    if not value:
+        return None
+    try:
+        return TaskState(value)
+    except ValueError:
+        raise InvalidRequest(f"state: {value!r} is not a TES task state") from None
 
 
 @dataclass
@@ -92,7 +101,7 @@ class TaskService:
         query = TaskQuery(
             projects=None if principal.is_admin else principal.projects,
             name_prefix=name_prefix or None,
-            state=TaskState(state) if state else None,
+            state=_state(state),
             tags=tags,
             before_seq=decode_token(token) if token else None,
             limit=page_size(size, self.default_page_size, self.max_page_size),
@@ -106,7 +115,7 @@ class TaskService:
         for _ in range(5):
             task = self.get(principal, task_id)
             if principal.user != task.owner and not principal.is_admin:
-                principal.check_visible(task.project, f"task {task_id!r}")
+                raise Forbidden("only the task's submitter or an admin can cancel it")
             if task.state.is_terminal or task.state is TaskState.CANCELING:
                 return task
             try:
