@@ -1,8 +1,12 @@
 """Statistical disclosure checks on tabular outputs (streamed), and the verdicts of ACRO.
 
 Pure: no I/O beyond reading the binary stream it is handed, no frameworks, standard library only.
-`check_tabular` reads a CSV/TSV file once, line by line, keeping per-column statistics and a bounded
-number of flagged cell positions, so its memory does not grow with the number of rows.
+`check_tabular` reads a CSV/TSV file once: UTF-8 (a BOM is dropped, bad bytes replaced) through
+io.TextIOWrapper, lines of bounded length into csv.reader, records gathered in blocks of at most 1,024 rows
+(or 1 MiB of text) that are classified column by column (one regex pass for a block of one common shape, a
+bounded cache for repeated values). What it keeps is per-column counters and a bounded number of flagged
+cell positions, so memory does not grow with the number of rows; it is bounded by ``max_record_chars``,
+the block, ``max_columns`` and ``max_flags``.
 
 Rule ids (stable; `TabularOutcome.results` holds one `CheckResult` for each of the first four, in this order):
 
@@ -26,7 +30,8 @@ when (a) some column's first cell is text while every later non-empty cell of th
 integer, decimal, date, postcode or NHS number) -- ``sex,n`` over ``M,3`` -- or (b) every non-empty cell
 of the first row is text (``name,city`` over ``Alice,Leeds``). Otherwise the table is header-less and the
 first row is checked as data (``Male,3,5`` over ``Female,12,20``). Missing-value and suppression markers
-(empty, NA, N/A, NaN, NULL, None, -, ., *, x, c, [c], "<10", ...) count as empty everywhere.
+(empty, NA, N/A, NaN, NULL, None, -, ., *, x, c, [c], "<10", ...) count as empty everywhere, except that a
+lone letter (``x``, ``c``) in the first row counts as header text.
 `CellFlag.row` is the 0-based index among the non-blank data rows (header excluded; blank lines skipped).
 
 Count columns (for ``table.small_cells``). A column is a count column when it has at least one integer and
@@ -166,13 +171,16 @@ _POSTCODE_RE = re.compile(
     r" ?\d[ABD-HJLNP-UW-Z]{2}|GIR ?0AA",
     re.IGNORECASE,
 )
-# Whole blocks of one shape (cells joined by newlines). Text here is what _kind calls text whatever the
-# details: it starts with a letter, ends with a non-space, and is longer than any postcode (8) or missing
-# marker (10) -- or at least 9 long with a digit, which no missing marker has.
-_BLOCK_DEC = re.compile(r"[+-]?\d*\.\d*[1-9]\d*(?:\n[+-]?\d*\.\d*[1-9]\d*)*")
-_BLOCK_UINT = re.compile(r"(?:0|[1-9]\d*)(?:\n(?:0|[1-9]\d*))*")
-_TEXT_LINE = r"[A-Za-z](?:(?=[^\n]{10})[^\n]*\S|(?=[^\n]{8})(?=[^\n]*\d)[^\n]*\S)"
-_BLOCK_TEXT = re.compile(_TEXT_LINE + r"(?:\n" + _TEXT_LINE + ")*")
+# Whole blocks of one shape (cells joined by newlines). Each line is an atomic group with one way to match,
+# so a block that fails costs one linear pass. Text here is what _kind calls text whatever the details: it
+# starts with a letter, ends with a non-space, and is longer than any postcode (8) or missing marker (10)
+# -- or at least 9 long with a digit, which no missing marker has.
+_DEC_LINE = r"(?>[+-]?\d*\.0*[1-9]\d*)"
+_UINT_LINE = r"(?>0|[1-9]\d*)"
+_TEXT_LINE = r"(?>[A-Za-z](?:(?=[^\n]{10})|(?=[^\n]{8})(?=[^\n]*\d))[^\n]*(?<=\S))"
+_BLOCK_DEC = re.compile(_DEC_LINE + r"(?:\n" + _DEC_LINE + ")*+")
+_BLOCK_UINT = re.compile(_UINT_LINE + r"(?:\n" + _UINT_LINE + ")*+")
+_BLOCK_TEXT = re.compile(_TEXT_LINE + r"(?:\n" + _TEXT_LINE + ")*+")
 _TOKENS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
 
 _NOT_COUNT_TOKENS = frozenset({

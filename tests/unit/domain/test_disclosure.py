@@ -6,11 +6,15 @@ import csv
 import io
 import json
 import random
+import signal
+import time
 import tracemalloc
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
-from gateway.domain.disclosure import (
+from gateway.domain.disclosure import (  # the block classifier is private; its equivalence is tested here
     RULE_ACRO,
     RULE_DIRECT_IDENTIFIER,
     RULE_PARSE,
@@ -20,6 +24,8 @@ from gateway.domain.disclosure import (
     CellFlag,
     TabularOutcome,
     TabularPolicy,
+    _classify_block,
+    _kind,
     acro_check,
     check_tabular,
     is_date,
@@ -511,6 +517,58 @@ def test_memory_does_not_grow_with_rows() -> None:
 
     small, large = peak(2_000), peak(30_000)  # ~70 KB vs ~1 MB of CSV; the peak is ~0.7 MB either way
     assert large < small + (256 << 10), (small, large)
+
+
+# ---------------------------------------------------------------- the block classifier (a speed path)
+
+CELL_SHAPES = [
+    "12.345", "-0.5", "+1.25", ".5", "-.5", "50.000", "3.", "1e5", "1,234", "1,234.5",  # decimals and near misses
+    "0", "3", "9", "10", "12345", "007", "-3", "+4", "9434765919", "9434765918", "943 476 5919",  # integers
+    "E01234567", "abcdefghijk", "abcdefghij", "Suppressed", "SUPPRESSED", "x1234567", "abc def ghi ",  # text
+    "SW1A 1AA", "SW1A1AA1", "M1 1AE", "N/A", "na", "x", "<10", "", " ", " 12.5", "12.5 ", "2020-01-02",
+    "01-Jan-1990", "Ærøskøbing town", "١٢٣",
+]
+
+
+@pytest.mark.parametrize("threshold", [10, 1, 100])
+def test_block_classifier_agrees_with_the_cell_classifier(threshold: int) -> None:
+    rnd = random.Random(threshold)
+    blocks: list[tuple[str, ...]] = [(base,) * 200 + (odd,) for base in CELL_SHAPES for odd in CELL_SHAPES]
+    blocks += [tuple(rnd.choice(CELL_SHAPES) for _ in range(50)) for _ in range(200)]
+    blocks += [("12.5", "1.5\n2.5"), ("1", "2\n3")]  # a quoted newline inside a cell
+    for values in blocks:
+        assert _classify_block(values, threshold) == [_kind(v.strip(), threshold) for v in values], values[-2:]
+
+
+@contextmanager
+def deadline(seconds: float) -> Iterator[None]:
+    """Fail (rather than hang) if the block takes longer; the regex engine checks for signals."""
+    if not hasattr(signal, "setitimer"):
+        yield
+        return
+
+    def expire(signum: int, frame: object) -> None:
+        raise TimeoutError(f"took longer than {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def test_almost_uniform_blocks_cost_linear_time() -> None:
+    # Each column is one shape except a last cell that breaks it: a block regex that could backtrack
+    # would take exponential time here (this hung before the block patterns were made atomic).
+    rows = [f"E0{1_000_000 + i},{i % 97}.{i % 89 + 11},{1000 + i}\n" for i in range(3000)]
+    rows.append("abcdefghijk ,50.000,007\n")
+    start = time.perf_counter()
+    with deadline(20):
+        outcome = check("area,rate,n\n" + "".join(rows))
+    assert outcome.rows == 3001 and time.perf_counter() - start < 20
+    assert "column 2 ('n'): values with leading zeros" in result(outcome, RULE_SMALL_CELLS)[1]
 
 
 # ---------------------------------------------------------------- ACRO
