@@ -35,7 +35,7 @@ from gateway.domain.egress import EgressPolicy
 from gateway.domain.images import ImagePolicy
 from gateway.services.access_tokens import AccessTokenService
 from gateway.services.airlock import AirlockService
-from gateway.services.authentication import Authenticator, ClaimNames
+from gateway.services.authentication import Authenticator, CachedMemberships, ClaimNames
 from gateway.services.disclosure import make_content_inspector
 from gateway.services.dispatcher import Dispatcher
 from gateway.services.egress import EgressService
@@ -60,6 +60,7 @@ def _podman_backend(settings: Settings, store: ObjectStore) -> ComputeBackend:
         helper_binary=settings.helper_binary,
         uid=settings.executor_uid,
         gid=settings.executor_gid,
+        instance=settings.resolved_instance_id,
     )
 
 
@@ -197,7 +198,7 @@ def build(
         authenticator = Authenticator(
             verifier=verifier,
             access_tokens=access_tokens,
-            memberships=SqlMembershipRepository(engine),
+            memberships=CachedMemberships(SqlMembershipRepository(engine), ttl=30.0, clock=time.monotonic),
             claims=ClaimNames(settings.claim_username, settings.claim_roles, settings.claim_projects),
             claim_list=claim_list,
         )

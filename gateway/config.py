@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import tomllib
 import types
@@ -35,6 +36,8 @@ class Settings:
     port: int = 8080
     # External base URL (behind a proxy); defaults to http://host:port.
     public_url: str = ""
+    # Distinguishes gateways that share a container runtime (default: derived from data_dir).
+    instance_id: str = ""
     database_url: str = ""  # default: SQLite file in data_dir
     compute_backend: str = "podman"
     object_store: str = "local"
@@ -92,6 +95,13 @@ class Settings:
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'gateway.db').resolve()}"
+
+    @property
+    def resolved_instance_id(self) -> str:
+        """Names this gateway's containers; by default derived from its data directory."""
+        if self.instance_id:
+            return self.instance_id
+        return hashlib.sha256(str(self.data_dir.resolve()).encode()).hexdigest()[:12]
 
     @property
     def resolved_store_dir(self) -> Path:

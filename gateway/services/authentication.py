@@ -26,6 +26,32 @@ class ClaimNames:
     projects: str = "projects"
 
 
+class CachedMemberships:
+    """Memberships remembered for `ttl` seconds per user: they are read on every request, change rarely.
+
+    A change made through this object is seen at once; one made by another process within `ttl`.
+    """
+
+    def __init__(self, inner: MembershipRepository, ttl: float, clock: Callable[[], float]) -> None:
+        self.inner, self.ttl, self.clock = inner, ttl, clock
+        self._cache: dict[str, tuple[float, frozenset[str]]] = {}
+
+    def projects_of(self, user: str) -> frozenset[str]:
+        now = self.clock()
+        hit = self._cache.get(user)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        projects = self.inner.projects_of(user)
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[user] = (now + self.ttl, projects)
+        return projects
+
+    def add_member(self, project: str, user: str) -> None:
+        self.inner.add_member(project, user)
+        self._cache.pop(user, None)
+
+
 @dataclass
 class Authenticator:
     verifier: TokenVerifier

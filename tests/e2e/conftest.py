@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from gateway.config import Settings
 from tests.pg import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -75,14 +76,20 @@ class GatewayProcess:
             args += ["--role", role]
         return subprocess.run(args, env=self.env, check=True, capture_output=True, text=True).stdout.strip()
 
+    @property
+    def instance(self) -> str:
+        """The label this gateway puts on its containers (see Settings.resolved_instance_id)."""
+        return Settings.load({}, data_dir=str(self.data_dir)).resolved_instance_id
+
     def released_url(self, project: str, name: str) -> str:
         return f"file://{(self.data_dir / 'store' / 'released' / project / name).resolve()}"
 
 
-def containers_of(task_id: str | None = None) -> list[dict]:
+def containers_of(task_id: str | None = None, instance: str | None = None) -> list[dict]:
     selector = f"label=tre.task={task_id}" if task_id else "label=tre.task"
+    filters = ["--filter", selector] + (["--filter", f"label=tre.instance={instance}"] if instance else [])
     out = subprocess.run(
-        ["podman", "ps", "-a", "--filter", selector, "--format", "json"], check=True, capture_output=True, text=True
+        ["podman", "ps", "-a", *filters, "--format", "json"], check=True, capture_output=True, text=True
     ).stdout
     return json.loads(out or "[]")
 

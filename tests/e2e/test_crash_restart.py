@@ -57,7 +57,7 @@ def test_tasks_in_every_state_survive_kill9_and_restart(gateway_factory):
     httpx.post(f"{api}/tasks/{to_cancel}:cancel", headers=headers)
     # A stray container labelled with a finished task, as a crash between start and record could leave.
     subprocess.run(["podman", "run", "-d", "--pull=never", "--network=none", "--label", f"tre.task={complete}",
-                    IMAGE, "sleep", "300"], check=True, capture_output=True)
+                    "--label", f"tre.instance={gw.instance}", IMAGE, "sleep", "300"], check=True, capture_output=True)
     before = {t: state(t) for t in (complete, failed, paused, system_error, canceled, running, to_cancel, queued)}
     assert before == {
         complete: "COMPLETE", failed: "EXECUTOR_ERROR", paused: "PAUSED", system_error: "SYSTEM_ERROR",
@@ -77,6 +77,6 @@ def test_tasks_in_every_state_survive_kill9_and_restart(gateway_factory):
     listed = httpx.get(api + "/tasks", params={"page_size": 100}, headers=headers).json()["tasks"]
     assert {t["id"] for t in listed} == set(before)
     deadline = time.monotonic() + 10
-    while containers_of() and time.monotonic() < deadline:
+    while containers_of(instance=gw.instance) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert containers_of() == [], "orphaned containers survived the restart"
+    assert containers_of(instance=gw.instance) == [], "orphaned containers survived the restart"

@@ -55,6 +55,8 @@ class JwtVerifier:
     public_key_pem: str | None = None
     leeway: float = 30.0
     _jwks: Any = field(default=None, init=False)
+    # Verified tokens until they expire: clients send the same token with every request.
+    _verified: dict[str, tuple[float, dict[str, Any]]] = field(default_factory=dict, init=False)
 
     def _key(self, token: str) -> Any:
         if self.mode == "dev":
@@ -77,6 +79,16 @@ class JwtVerifier:
             return str(json.load(resp)["jwks_uri"])
 
     def verify(self, token: str) -> dict[str, Any]:
+        hit = self._verified.get(token)
+        if hit is not None and hit[0] > time.time():
+            return hit[1]
+        claims = self._verify(token)
+        if len(self._verified) >= 4096:
+            self._verified.clear()
+        self._verified[token] = (float(claims["exp"]), claims)
+        return claims
+
+    def _verify(self, token: str) -> dict[str, Any]:
         try:
             key = self._key(token)
             options = {"require": ["exp"], "verify_aud": self.audience is not None}

@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 LABEL_TASK = "tre.task"
 LABEL_EXECUTOR = "tre.executor"
 LABEL_PROJECT = "tre.project"
+# Several gateways may share one host (and podman): each only ever sees and removes its own containers.
+LABEL_INSTANCE = "tre.instance"
 HELPER_DIR = "/.tre"
 
 # Runs as `busybox sh -c WRAPPER sh STDIN STDOUT STDERR command...`: redirect, then become the command.
@@ -54,6 +56,7 @@ class PodmanBackend:
         gid: int = 10001,
         pids_limit: int = 1024,
         command_timeout: float = 120.0,
+        instance: str = "default",
     ) -> None:
         if shutil.which("podman") is None:
             raise BackendError("podman is not installed (run the set-up script or choose another backend)")
@@ -66,6 +69,7 @@ class PodmanBackend:
         self.uid, self.gid = uid, gid
         self.pids_limit = pids_limit
         self.command_timeout = command_timeout
+        self.instance = instance
         self.env = dict(os.environ)
         if containers_conf is not None:
             self.env["CONTAINERS_CONF"] = str(containers_conf)
@@ -89,7 +93,9 @@ class PodmanBackend:
 
     def _containers(self, task_id: str | None = None) -> list[dict[str, Any]]:
         selector = f"label={LABEL_TASK}={task_id}" if task_id else f"label={LABEL_TASK}"
-        proc = self._podman("ps", "-a", "--filter", selector, "--format", "json")
+        proc = self._podman(
+            "ps", "-a", "--filter", selector, "--filter", f"label={LABEL_INSTANCE}={self.instance}", "--format", "json"
+        )
         return json.loads(proc.stdout or "[]")
 
     # ------------------------------------------------------------ port
@@ -116,6 +122,7 @@ class PodmanBackend:
             "--label", f"{LABEL_TASK}={job.task_id}",
             "--label", f"{LABEL_EXECUTOR}={index}",
             "--label", f"{LABEL_PROJECT}={job.project}",
+            "--label", f"{LABEL_INSTANCE}={self.instance}",
             "--network=none", "--read-only", "--cap-drop=ALL",
             "--security-opt=no-new-privileges",
             f"--user={self.uid}:{self.gid}",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from sqlalchemy import Engine, and_, delete, exists, func, insert, or_, select, update
+from sqlalchemy import Engine, and_, bindparam, delete, exists, func, insert, or_, select, update
 
 from gateway.adapters.db.serialize import logs_to_json, task_from_row
 from gateway.adapters.db.tables import access_tokens, project_members, task_tags, tasks
@@ -13,6 +13,10 @@ from gateway.domain.task import Task
 from gateway.services.ports import AccessToken, StaleTask, TaskPage, TaskQuery
 
 _ACTIVE = [s.value for s in ACTIVE_STATES]
+
+# Hot statements built once: constructing a select costs more than SQLite takes to run it.
+_GET_TASK = select(tasks).where(tasks.c.id == bindparam("task_id"))
+_PROJECTS_OF = select(project_members.c.project).where(project_members.c.user == bindparam("user"))
 
 
 class SqlTaskRepository:
@@ -43,7 +47,7 @@ class SqlTaskRepository:
 
     def get(self, task_id: str) -> Task | None:
         with self.engine.connect() as conn:
-            row = conn.execute(select(tasks).where(tasks.c.id == task_id)).first()
+            row = conn.execute(_GET_TASK, {"task_id": task_id}).first()
         return task_from_row(row) if row else None
 
     def save(self, task: Task) -> Task:
@@ -173,9 +177,7 @@ class SqlMembershipRepository:
 
     def projects_of(self, user: str) -> frozenset[str]:
         with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(project_members.c.project).where(project_members.c.user == user)
-            ).scalars().all()
+            rows = conn.execute(_PROJECTS_OF, {"user": user}).scalars().all()
         return frozenset(rows)
 
     def add_member(self, project: str, user: str) -> None:

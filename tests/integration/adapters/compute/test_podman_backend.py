@@ -179,3 +179,18 @@ def test_helper_binary_is_required(store, tmp_path):
 
     with pytest.raises(BackendError, match="helper binary"):
         PodmanBackend(store, tmp_path / "w", helper_binary=Path("/nonexistent/busybox"))
+
+
+def test_gateways_sharing_podman_never_see_or_remove_each_others_containers(store, tmp_path):
+    settings = Settings()
+    mine = PodmanBackend(store, tmp_path / "a", containers_conf=settings.resolved_containers_conf, instance="gw-a")
+    theirs = PodmanBackend(store, tmp_path / "b", containers_conf=settings.resolved_containers_conf, instance="gw-b")
+    job = Job(task_id="shared1", project="p1", executors=(Executor(IMAGE, ("sleep", "60")),))
+    theirs.start(job)
+    try:
+        assert "shared1" not in mine.known_task_ids()
+        mine.cancel("shared1")  # e.g. a reconciler of the other gateway: must not touch it
+        assert theirs.poll(job).phase is JobPhase.RUNNING
+    finally:
+        theirs.cleanup("shared1")
+    assert "shared1" not in theirs.known_task_ids()
