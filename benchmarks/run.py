@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks import api_latency, drain, machine, paging, start_latency
+from benchmarks import api_latency, disclosure_checks, drain, machine, paging, start_latency
 from benchmarks.common import REPO, Sample, log, ms, percentile
 
 API_AIM = 1.5  # gateway latency <= 1.5 x the bare connexion app's
@@ -31,6 +31,7 @@ BENCHES: dict[str, Callable[[bool], dict[str, Any]]] = {
     "start": start_latency.run,
     "paging": paging.run,
     "drain": drain.run,
+    "disclosure": lambda quick: {"markdown": disclosure_checks.main(quick)},
 }
 
 
@@ -249,7 +250,13 @@ def loadavg() -> str:
 def render(results: dict[str, dict[str, Any]], elapsed: float, quick: bool, load: tuple[str, str]) -> str:
     summary: list[list[str]] = []
     sections: list[str] = []
-    builders = {"api": api_section, "start": start_section, "paging": paging_section, "drain": drain_section}
+    builders = {
+        "api": api_section,
+        "start": start_section,
+        "paging": paging_section,
+        "drain": drain_section,
+        "disclosure": lambda r, _summary: r["markdown"].replace("## Disclosure", "## 5. Disclosure", 1).split("\n"),
+    }
     for name, build_section in builders.items():
         if name in results:
             sections += build_section(results[name], summary)
