@@ -71,7 +71,16 @@ def _s3_store(settings: Settings) -> ObjectStore:
 
 
 OBJECT_STORES: dict[str, Callable[[Settings], ObjectStore]] = {"local": _local_store, "s3": _s3_store}
-COMPUTE_BACKENDS: dict[str, Callable[[Settings, ObjectStore], ComputeBackend]] = {"podman": _podman_backend}
+def _kubernetes_backend(settings: Settings, store: ObjectStore) -> ComputeBackend:
+    from gateway.adapters.compute.kubernetes import kubernetes_backend_from_settings
+
+    return kubernetes_backend_from_settings(settings, store)
+
+
+COMPUTE_BACKENDS: dict[str, Callable[[Settings, ObjectStore], ComputeBackend]] = {
+    "podman": _podman_backend,
+    "kubernetes": _kubernetes_backend,
+}
 
 
 def choose(registry: dict[str, Any], name: str, what: str) -> Any:

@@ -55,10 +55,25 @@ class Settings:
     s3_ca_bundle: Path | None = None
     s3_create_bucket: bool = False
     s3_multipart_threshold_bytes: int = 8 << 20
-    # compute_backend = "kubernetes"
+    # compute_backend = "kubernetes" (docs/kubernetes-backend.md)
     kubernetes_namespace: str = ""
+    kubernetes_kubeconfig: Path | None = None
+    kubernetes_context: str = ""
     kubernetes_service_account: str = ""
     kubernetes_helper_image: str = ""
+    kubernetes_helper_path: str = ""  # default: helper_binary
+    kubernetes_stager_image: str = ""  # default: the helper image
+    kubernetes_stager_credentials_secret: str = ""
+    kubernetes_image_pull_policy: str = "IfNotPresent"
+    kubernetes_storage_class: str = ""
+    kubernetes_node_selector: dict[str, str] = field(default_factory=dict)
+    kubernetes_gpu_resource: str = "nvidia.com/gpu"
+    kubernetes_max_gpus: int = 8
+    kubernetes_active_deadline_seconds: int = 0
+    kubernetes_keep_failed_seconds: float = 0.0
+    kubernetes_resync_seconds: float = 300.0
+    kubernetes_image_pull_grace_seconds: float = 60.0
+    kubernetes_unschedulable_seconds: float = 0.0
     containers_conf: Path | None = None  # default: the one shipped with the gateway
     helper_binary: Path = Path("/bin/busybox")
     executor_uid: int = 10001

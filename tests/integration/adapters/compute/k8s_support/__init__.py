@@ -1,0 +1,1 @@
+"""Test support for the Kubernetes backend: an emulated API server (kmock) and a fake kubelet."""
