@@ -83,6 +83,15 @@ COMPUTE_BACKENDS: dict[str, Callable[[Settings, ObjectStore], ComputeBackend]] =
 }
 
 
+def backend_parameters(settings: Settings) -> list[str]:
+    """The `resources.backend_parameters` keys the configured backend understands (for service-info)."""
+    if settings.compute_backend == "kubernetes":
+        from gateway.adapters.compute.k8s.manifests import BACKEND_PARAMETERS
+
+        return sorted(BACKEND_PARAMETERS)
+    return []
+
+
 def choose(registry: dict[str, Any], name: str, what: str) -> Any:
     if name not in registry:
         raise SettingsError(f"{what} {name!r} is unknown; choose one of: {', '.join(sorted(registry))}")

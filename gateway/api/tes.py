@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from gateway import bootstrap
 from gateway.bootstrap import Components
 from gateway.domain.task import View
 from gateway.domain.views import task_document
@@ -14,7 +15,7 @@ VERSION = "0.1.0"
 
 
 def service_info(c: Components) -> dict[str, Any]:
-    backend_parameters: list[str] = []
+    backend_parameters = bootstrap.backend_parameters(c.settings)
     return {
         "id": "org.tre-gateway.tes",
         "name": "TRE Gateway TES",
