@@ -68,6 +68,11 @@ app.kubernetes.io/managed-by: {{ .root.Release.Service }}
 tre-gateway/role: executor
 {{- end -}}
 
+{{/* The label the workers put on every stager pod; the stager NetworkPolicy selects it. */}}
+{{- define "tre-gateway.stagerSelector" -}}
+tre-gateway/role: stager
+{{- end -}}
+
 {{/* Image ------------------------------------------------------------------------------------------- */}}
 
 {{- define "tre-gateway.image" -}}

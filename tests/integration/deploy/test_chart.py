@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,9 +16,18 @@ from typing import Any
 import pytest
 import yaml
 
+from gateway.adapters.compute.k8s.manifests import (
+    CREDENTIALS_DIR,
+    LABEL_ROLE,
+    NETWORK_POLICY_NAME,
+    ROLE_EXECUTOR,
+    ROLE_STAGER,
+    PodSettings,
+    is_deny_all,
+)
 from gateway.cli import parser as cli_parser
 from gateway.config import ENV_PREFIX, Settings
-from tests.integration.deploy.conftest import CHART, MANIFESTS, NAMESPACE, PROFILES, RELEASE, Helm
+from tests.integration.deploy.conftest import CHART, MANIFESTS, NAMESPACE, PROFILES, RELEASE, REPO, Helm
 
 Objects = list[dict[str, Any]]
 
@@ -25,30 +35,23 @@ KUBERNETES_VERSIONS = ["1.29", "1.33"]
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "Pod", "ReplicaSet"}
 # Kinds from CRDs kubernetes-validate has no schema for; checked by hand below.
 CRD_KINDS = {("monitoring.coreos.com/v1", "ServiceMonitor")}
-ROLE_RESOURCES = {
-    ("", "pods"),
-    ("", "pods/log"),
-    ("", "persistentvolumeclaims"),
-    ("", "secrets"),
-    ("networking.k8s.io", "networkpolicies"),
+# The Kubernetes backend's sources: the Role must grant exactly the API calls they make.
+BACKEND_SOURCES = [REPO / "gateway" / "adapters" / "compute" / "kubernetes.py",
+                   *sorted((REPO / "gateway" / "adapters" / "compute" / "k8s").glob("*.py"))]
+API_CALL = re.compile(r"\.(create|read|list|delete|deletecollection|patch|replace)_namespaced_([a-z_]+?)"
+                      r"(?:_with_http_info)?\b")
+API_VERB = {"create": "create", "read": "get", "list": "list", "delete": "delete",
+            "deletecollection": "deletecollection", "patch": "patch", "replace": "update"}
+API_RESOURCE = {
+    "pod": ("", "pods"),
+    "pod_log": ("", "pods/log"),
+    "persistent_volume_claim": ("", "persistentvolumeclaims"),
+    "network_policy": ("networking.k8s.io", "networkpolicies"),
+    "secret": ("", "secrets"),
+    "config_map": ("", "configmaps"),
 }
-EXECUTOR_SELECTOR = {"tre-gateway/role": "executor"}
-# Settings the chart renders that gateway/config.py does not declare yet: the S3 store's (names as
-# gateway/adapters/storage/s3.py reads them) and the Kubernetes backend's. Until Settings has them, the gateway
-# stops at start-up on these names.
-PENDING_SETTINGS = {
-    "kubernetes_namespace",
-    "kubernetes_service_account",
-    "kubernetes_helper_image",
-    "s3_bucket",
-    "s3_endpoint_url",
-    "s3_region",
-    "s3_prefix",
-    "s3_addressing_style",
-    "s3_access_key_id_file",
-    "s3_secret_access_key_file",
-    "s3_ca_bundle",
-}
+EXECUTOR_SELECTOR = {LABEL_ROLE: ROLE_EXECUTOR}
+STAGER_SELECTOR = {LABEL_ROLE: ROLE_STAGER}
 
 
 def of_kind(objects: Objects, kind: str) -> list[dict[str, Any]]:
@@ -128,6 +131,9 @@ OPTION_SETS = {
     "ingress-without-tls": {"ingress.enabled": "true", "ingress.className": "nginx"},
     "digest-and-pull-secret": {"image.digest": "sha256:" + "a" * 64, "imagePullSecrets[0].name": "regcred"},
     "executor-namespace": {"executor.namespace": "tre-executors", "worker.replicas": "0"},
+    "kubernetes-tuned": {"executor.kubernetes.storageClass": "fast-ssd", "executor.kubernetes.nodeSelector.pool": "x",
+                         "networkPolicy.stager.objectStore.to[0].ipBlock.cidr": "203.0.113.7/32",
+                         "networkPolicy.stager.objectStore.ports[0].port": "9000"},
 }
 
 
@@ -238,15 +244,35 @@ def test_migrations_can_be_switched_off(render: Callable[..., Objects]) -> None:
 # ---------------------------------------------------------------------------------------------------- RBAC
 
 
-def test_role_grants_only_the_executor_resources(rendered: Objects) -> None:
+def backend_api_calls() -> set[tuple[str, str, str]]:
+    """(apiGroup, resource, verb) for every namespaced API call in the backend's code; a watch is a list with
+    watch=True."""
+    needed = set()
+    for source in BACKEND_SOURCES:
+        text = source.read_text()
+        watches = re.search(r"""["']watch["']\s*:\s*True|\bwatch\s*=\s*True""", text) is not None
+        for verb, kind in API_CALL.findall(text):
+            assert kind in API_RESOURCE, f"{source.name} calls {verb}_namespaced_{kind}: add it to API_RESOURCE"
+            group, resource = API_RESOURCE[kind]
+            needed.add((group, resource, API_VERB[verb]))
+            if watches and verb == "list":
+                needed.add((group, resource, "watch"))
+    return needed
+
+
+def test_role_grants_exactly_what_the_backend_calls(rendered: Objects) -> None:
     (role,) = of_kind(rendered, "Role")
     granted = set()
     for rule in role["rules"]:
         assert "*" not in rule["verbs"] and "*" not in rule["resources"] and "*" not in rule["apiGroups"]
         assert not set(rule["verbs"]) & {"escalate", "bind", "impersonate", "update", "patch"}
         assert "resourceNames" not in rule
-        granted |= {(group, resource) for group in rule["apiGroups"] for resource in rule["resources"]}
-    assert granted == ROLE_RESOURCES
+        granted |= {(g, r, v) for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]}
+    needed = backend_api_calls()
+    assert ("", "pods", "watch") in needed and ("", "pods/log", "get") in needed  # the scan finds the calls
+    assert needed - granted == set(), "the backend makes calls the Role does not allow"
+    assert granted - needed == set(), "the Role allows calls the backend never makes"
+    assert not {r for _, r, _ in granted} & {"secrets", "configmaps", "pods/exec", "pods/attach"}
     (binding,) = of_kind(rendered, "RoleBinding")
     assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
                                   "name": role["metadata"]["name"]}
@@ -259,6 +285,8 @@ def test_executor_namespace_gets_the_role_and_the_deny_policy(render: Callable[.
     assert ("Role", "tre-executors") in placed and ("RoleBinding", "tre-executors") in placed
     assert ("NetworkPolicy", "tre-executors") in placed
     assert one(objects, "ServiceAccount", "tre-gateway-executor")["metadata"]["namespace"] == "tre-executors"
+    for name in (NETWORK_POLICY_NAME, "tre-gateway-stager"):
+        assert one(objects, "NetworkPolicy", name)["metadata"]["namespace"] == "tre-executors"
     assert one(objects, "RoleBinding", "tre-gateway-worker")["subjects"][0]["namespace"] == NAMESPACE
     assert configmap_env(objects)["TRE_GATEWAY_KUBERNETES_NAMESPACE"] == "tre-executors"
 
@@ -273,10 +301,41 @@ def test_executor_pods_are_denied_all_traffic(rendered: Objects) -> None:
     spec = deny[0]["spec"]
     assert sorted(spec["policyTypes"]) == ["Egress", "Ingress"]
     assert not spec.get("ingress") and not spec.get("egress")
+    # The backend finds this policy by name and accepts it as deny-all, so it runs executors without making its own.
+    assert deny[0]["metadata"]["name"] == NETWORK_POLICY_NAME
+    assert is_deny_all(deny[0])
     # No other policy selects executor pods (policies are additive: one allow would open them).
     for policy in of_kind(rendered, "NetworkPolicy"):
         if policy is not deny[0]:
-            assert policy["spec"]["podSelector"]["matchLabels"].get("tre-gateway/role") is None
+            assert policy["spec"]["podSelector"]["matchLabels"].get(LABEL_ROLE) in (None, ROLE_STAGER)
+            assert not policy["spec"]["podSelector"].get("matchExpressions")
+
+
+def test_stager_pods_reach_only_dns_and_s3(rendered: Objects, profile: str) -> None:
+    values = yaml.safe_load((CHART / "values.yaml").read_text())["networkPolicy"]
+    for path in PROFILES[profile]:
+        values.update(yaml.safe_load(path.read_text()).get("networkPolicy", {}))
+    (stager,) = [p for p in of_kind(rendered, "NetworkPolicy")
+                 if p["spec"]["podSelector"].get("matchLabels") == STAGER_SELECTOR]
+    assert stager["metadata"]["name"] == "tre-gateway-stager"
+    spec = stager["spec"]
+    assert sorted(spec["policyTypes"]) == ["Egress", "Ingress"]
+    assert spec["ingress"] == []
+    s3 = values["stager"]["objectStore"] or values["objectStore"]
+    expected = [{"ports": d["ports"], **({"to": d["to"]} if d["to"] else {})} for d in (values["dns"], s3)]
+    assert spec["egress"] == expected
+    assert {p["port"] for rule in spec["egress"] for p in rule["ports"]} <= {53, 443}
+    if profile == "production":
+        assert all(rule.get("to") for rule in spec["egress"])
+
+
+def test_stager_egress_can_name_its_own_s3_destination(render: Callable[..., Objects]) -> None:
+    objects = render({"networkPolicy.stager.objectStore.to[0].ipBlock.cidr": "203.0.113.7/32",
+                      "networkPolicy.stager.objectStore.ports[0].port": "9000"})
+    egress = one(objects, "NetworkPolicy", "tre-gateway-stager")["spec"]["egress"]
+    assert egress[1] == {"to": [{"ipBlock": {"cidr": "203.0.113.7/32"}}], "ports": [{"port": 9000}]}
+    # The gateway pods keep their own S3 rule.
+    assert one(objects, "NetworkPolicy", "tre-gateway-worker")["spec"]["egress"][2]["ports"][0]["port"] == 443
 
 
 def test_gateway_pods_reach_only_their_dependencies(rendered: Objects, profile: str) -> None:
@@ -320,11 +379,9 @@ def test_configmap_settings_are_ones_the_gateway_reads(rendered: Objects) -> Non
     fields = {f.name for f in dataclasses.fields(Settings)}
     names = {key.removeprefix(ENV_PREFIX).lower() for key in env}
     assert all(key.startswith(ENV_PREFIX) for key in env)
-    unknown = names - fields
-    assert unknown <= PENDING_SETTINGS, f"settings the gateway does not know: {sorted(unknown - PENDING_SETTINGS)}"
+    assert names - fields == set(), f"settings the gateway does not know: {sorted(names - fields)}"
     # The values parse as the gateway parses them (types, JSON lists and maps, choices, cross-checks).
-    known = {k: v for k, v in env.items() if k.removeprefix(ENV_PREFIX).lower() in fields}
-    settings = Settings.load({**known, "TRE_GATEWAY_DATABASE_URL": "postgresql+psycopg://u:p@db/gateway"})
+    settings = Settings.load({**env, "TRE_GATEWAY_DATABASE_URL": "postgresql+psycopg://u:p@db/gateway"})
     assert settings.compute_backend == "kubernetes"
     assert settings.egress_review == "human"
     assert settings.egress_max_total_bytes == 4 << 30
@@ -333,11 +390,83 @@ def test_configmap_settings_are_ones_the_gateway_reads(rendered: Objects) -> Non
         assert settings.oidc_issuer.startswith("https://")
 
 
+def worker_settings(objects: Objects) -> Settings:
+    """The Settings a worker pod loads: its ConfigMap (envFrom) plus its env (the database URL from a Secret)."""
+    worker = one(objects, "Deployment", "tre-gateway-worker")["spec"]["template"]["spec"]["containers"][0]
+    (source,) = worker["envFrom"]
+    env = dict(one(objects, "ConfigMap", source["configMapRef"]["name"])["data"])
+    assert "TRE_GATEWAY_DATABASE_URL" in {e["name"] for e in worker["env"]}
+    return Settings.load({**env, "TRE_GATEWAY_DATABASE_URL": "postgresql+psycopg://u:p@db/gateway"})
+
+
+def test_worker_config_selects_the_kubernetes_backend(rendered: Objects, profile: str) -> None:
+    settings = worker_settings(rendered)
+    worker = one(rendered, "Deployment", "tre-gateway-worker")["spec"]["template"]["spec"]
+    assert settings.compute_backend == "kubernetes" and settings.object_store == "s3"
+    namespace = "tre-executors" if profile == "production" else NAMESPACE
+    assert settings.kubernetes_namespace == namespace
+    assert settings.kubernetes_stager_credentials_secret == "tre-gateway-stager-s3"
+    # Task pods use the chart's executor service account, in the namespace they run in.
+    account = one(rendered, "ServiceAccount", settings.kubernetes_service_account)
+    assert account["metadata"]["namespace"] == namespace and account["automountServiceAccountToken"] is False
+    # Helper and stagers: the gateway image by default (it carries the static busybox and the stager module).
+    image = worker["containers"][0]["image"]
+    assert settings.kubernetes_helper_image == image and settings.kubernetes_stager_image == image
+    # The worker's Role and the deny-all policy live where the pods go.
+    assert one(rendered, "Role", "tre-gateway-worker")["metadata"]["namespace"] == namespace
+    assert one(rendered, "NetworkPolicy", NETWORK_POLICY_NAME)["metadata"]["namespace"] == namespace
+    # Stager pods mount that Secret's keys as files, as values.yaml documents.
+    assert PodSettings(namespace=namespace, helper_image=image).stager_credentials_keys == (
+        "access_key_id", "secret_access_key")
+    assert CREDENTIALS_DIR == "/var/run/secrets/tre-gateway/s3"
+    assert "`access_key_id` and `secret_access_key`" in (CHART / "values.yaml").read_text()
+
+
+def test_kubernetes_backend_settings_reach_the_worker(render: Callable[..., Objects]) -> None:
+    settings = worker_settings(render({
+        "executor.kubernetes.helperImage": "registry.tre.example/busybox-static:1.36",
+        "executor.kubernetes.helperPath": "/bin/busybox.static",
+        "executor.kubernetes.stagerImage": "registry.tre.example/tre-gateway-stager:0.1.0",
+        "executor.kubernetes.stagerCredentialsSecret": "stager-s3",
+        "executor.kubernetes.imagePullPolicy": "Always",
+        "executor.kubernetes.storageClass": "fast-ssd",
+        "executor.kubernetes.nodeSelector.pool": "tasks",
+        "executor.kubernetes.gpuResource": "amd.com/gpu",
+        "executor.kubernetes.maxGpus": "2",
+        "executor.kubernetes.activeDeadlineSeconds": "172800",
+        "executor.kubernetes.keepFailedSeconds": "3600",
+        "executor.kubernetes.resyncSeconds": "120",
+        "executor.kubernetes.imagePullGraceSeconds": "30",
+        "executor.kubernetes.unschedulableSeconds": "1800",
+    }))
+    assert settings.kubernetes_helper_image == "registry.tre.example/busybox-static:1.36"
+    assert settings.kubernetes_helper_path == "/bin/busybox.static"
+    assert settings.kubernetes_stager_image == "registry.tre.example/tre-gateway-stager:0.1.0"
+    assert settings.kubernetes_stager_credentials_secret == "stager-s3"
+    assert settings.kubernetes_image_pull_policy == "Always"
+    assert settings.kubernetes_storage_class == "fast-ssd"
+    assert settings.kubernetes_node_selector == {"pool": "tasks"}
+    assert (settings.kubernetes_gpu_resource, settings.kubernetes_max_gpus) == ("amd.com/gpu", 2)
+    assert settings.kubernetes_active_deadline_seconds == 172800
+    assert settings.kubernetes_keep_failed_seconds == 3600.0
+    assert settings.kubernetes_resync_seconds == 120.0
+    assert settings.kubernetes_image_pull_grace_seconds == 30.0
+    assert settings.kubernetes_unschedulable_seconds == 1800.0
+
+
+def test_task_pods_pull_with_the_chart_pull_secrets(render: Callable[..., Objects]) -> None:
+    objects = render({"imagePullSecrets[0].name": "regcred"})
+    # The backend sets no imagePullSecrets on task pods: the executor service account carries them.
+    assert one(objects, "ServiceAccount", "tre-gateway-executor")["imagePullSecrets"] == [{"name": "regcred"}]
+
+
 def test_secrets_are_referenced_never_inlined(rendered: Objects) -> None:
     env = configmap_env(rendered)
     assert "TRE_GATEWAY_DATABASE_URL" not in env
     assert not {k for k in env if k.startswith("AWS_") or "PASSWORD" in k}
-    assert {k for k in env if "SECRET" in k} == {"TRE_GATEWAY_S3_SECRET_ACCESS_KEY_FILE"}  # a path, not a secret
+    # A path and a Secret's name, not secrets.
+    assert {k for k in env if "SECRET" in k} == {"TRE_GATEWAY_S3_SECRET_ACCESS_KEY_FILE",
+                                                 "TRE_GATEWAY_KUBERNETES_STAGER_CREDENTIALS_SECRET"}
     assert not of_kind(rendered, "Secret"), "the chart must not carry secret material"
     for name, spec in pod_templates(rendered):
         for c in spec.get("initContainers", []) + spec["containers"]:
@@ -391,6 +520,11 @@ def test_extra_settings_reach_the_configmap(render: Callable[..., Objects]) -> N
         ({"objectStore.type": "local"}, "objectStore.type"),
         ({"api.port": "80"}, "api.port"),
         ({"networkPolicy.database.to[0].everywhere": "true"}, "everywhere"),
+        ({"executor.backend": "podman"}, "executor.backend"),
+        ({"executor.kubernetes.stagerCredentialsSecret": ""}, "stagerCredentialsSecret"),
+        ({"executor.kubernetes.imagePullPolicy": "Sometimes"}, "imagePullPolicy"),
+        ({"executor.kubernetes.maxGpus": "-1"}, "maxGpus"),
+        ({"networkPolicy.stager.objectStore.ports[0].port": "0"}, "stager"),
     ],
 )
 def test_values_schema_rejects_bad_values(helm: Helm, sets: dict[str, str], message: str) -> None:
