@@ -47,11 +47,11 @@ class ComputeBackendContract:
     def test_executors_run_in_order_and_outputs_reach_quarantine(self, backend, store, image, commands):
         job = self.job(
             image,
-            self.ex(image, commands.copy("/in/greeting.txt", "/work/step1.txt")),
-            self.ex(image, commands.copy("/work/step1.txt", "/out/result.txt")),
+            self.ex(image, commands.copy("/in/greeting.txt", "/scratch/step1.txt")),
+            self.ex(image, commands.copy("/scratch/step1.txt", "/out/result.txt")),
             inputs=(StagedInput("/in/greeting.txt", FileType.FILE, content="hello"),),
             outputs=(Output(path="/out/result.txt", url="mem://released/p1/result.txt"),),
-            volumes=("/work",),
+            volumes=("/scratch",),
         )
         backend.start(job)
         status = wait(backend, job)

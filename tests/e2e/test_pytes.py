@@ -29,11 +29,11 @@ def test_two_executor_task_with_content_input_and_released_output(gateway):
         inputs=[tes.Input(path="/in/words.txt", content="alpha\nbeta\ngamma\n")],
         outputs=[tes.Output(path="/out/count.txt", url=gateway.released_url("p1", "count.txt"))],
         executors=[
-            tes.Executor(image="alpine", command=["sh", "-c", "sort -r /in/words.txt > /work/sorted.txt"]),
+            tes.Executor(image="alpine", command=["sh", "-c", "sort -r /in/words.txt > /scratch/sorted.txt"]),
             tes.Executor(image="busybox:1.36", stdout="/out/count.txt",
-                         command=["sh", "-c", "head -n1 /work/sorted.txt; wc -l < /work/sorted.txt"]),
+                         command=["sh", "-c", "head -n1 /scratch/sorted.txt; wc -l < /scratch/sorted.txt"]),
         ],
-        volumes=["/work"],
+        volumes=["/scratch"],
     )
     task_id = client.create_task(task)
     done = client.wait(task_id, timeout=60)

@@ -92,8 +92,8 @@ def test_double_leading_slash_does_not_bypass_the_reserved_and_root_checks(value
 def test_executor_paths_are_checked(field: str, where: str) -> None:
     refused(body(executors=[executor(**{field: "/proc/1/fd/1"})]), where)
     refused(body(executors=[executor(**{field: "relative/out"})]), where)
-    spec = TaskSpec.from_dict(body(executors=[executor(**{field: "/work//log.txt"})]))
-    assert getattr(spec.executors[0], field) == "/work/log.txt"
+    spec = TaskSpec.from_dict(body(executors=[executor(**{field: "/scratch//log.txt"})]))
+    assert getattr(spec.executors[0], field) == "/scratch/log.txt"
 
 
 def test_the_failing_executor_is_named_by_its_index() -> None:
@@ -101,8 +101,8 @@ def test_the_failing_executor_is_named_by_its_index() -> None:
 
 
 def test_volumes_are_checked_and_normalised() -> None:
-    assert TaskSpec.from_dict(body(volumes=["/work/", "/scratch"])).volumes == ("/work", "/scratch")
-    refused(body(volumes=["/work", "/dev"]), "volumes[1]")
+    assert TaskSpec.from_dict(body(volumes=["/data/", "/scratch"])).volumes == ("/data", "/scratch")
+    refused(body(volumes=["/scratch", "/dev"]), "volumes[1]")
 
 
 def test_output_paths_are_checked() -> None:
@@ -249,11 +249,11 @@ FULL_BODY: dict[str, Any] = {
     "resources": {"cpu_cores": 4, "ram_gb": 7.5, "disk_gb": 20.0, "preemptible": True, "zones": ["z1", "z2"],
                   "backend_parameters": {"queue": "short"}, "backend_parameters_strict": False},
     "executors": [
-        {"image": "alpine:3.19", "command": ["sh", "-c", "echo hi"], "workdir": "/work", "stdin": "/in/config.json",
+        {"image": "alpine:3.19", "command": ["sh", "-c", "echo hi"], "workdir": "/scratch", "stdin": "/in/config.json",
          "stdout": "/out/stdout.txt", "stderr": "/out/stderr.txt", "env": {"A": "1"}, "ignore_error": True},
         {"image": "alpine", "command": ["true"]},
     ],
-    "volumes": ["/work"],
+    "volumes": ["/scratch"],
     "tags": {"project": "p1", "run": "r1"},
 }
 

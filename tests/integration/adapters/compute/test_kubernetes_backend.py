@@ -668,12 +668,12 @@ def test_every_kind_of_object_validates_strictly_and_validation_bites(backend, a
     store.put_bytes(Area.INPUTS, "p1/v/a.txt", b"a")
     job = job_of(
         ex(cmds.copy("/data/v/a.txt", "/out/a.txt"), env={"A": "1"}, workdir="/out", stdin="/data/v/a.txt",
-           stdout="/work/log.txt", stderr="/work/err.txt", ignore_error=True),
+           stdout="/scratch/log.txt", stderr="/scratch/err.txt", ignore_error=True),
         inputs=(StagedInput("/data/v", FileType.DIRECTORY, source=Location(Area.INPUTS, "p1/v")),
                 StagedInput("/cfg/c.json", FileType.FILE, content="{}")),
         outputs=(Output(path="/out/a.txt", url="mem://released/p1/a.txt"),
                  Output(path="/out/*.csv", path_prefix="/out", url="mem://released/p1/csv")),
-        volumes=("/work",),
+        volumes=("/scratch",),
         resources=Resources(cpu_cores=1, ram_gb=0.5, disk_gb=0.25, zones=("z",), backend_parameters={
             "gpu_count": "2", "node_selector": '{"pool": "gpu"}', "active_deadline_seconds": "3600"}),
     )
@@ -807,14 +807,14 @@ def test_generated_pods_really_run_two_executors_with_staging_through_s3(api_ser
         claim.mkdir()
         try:
             job = job_of(
-                ex(("tr", "a-z", "A-Z"), stdin="/in/greeting.txt", stdout="/work/upper.txt"),
-                ex(("sh", "-c", 'cat /work/upper.txt; echo "$GREETING from $(pwd) as $(id -u)"; '
+                ex(("tr", "a-z", "A-Z"), stdin="/in/greeting.txt", stdout="/scratch/upper.txt"),
+                ex(("sh", "-c", 'cat /scratch/upper.txt; echo "$GREETING from $(pwd) as $(id -u)"; '
                                 "touch /root-is-writable 2>/dev/null || echo read-only root"),
                    stdout="/out/result.txt", env={"GREETING": "hi"}, workdir="/out"),
                 inputs=(StagedInput("/in/greeting.txt", FileType.FILE,
                                     source=Location(Area.INPUTS, "p1/greeting.txt")),),
                 outputs=(Output(path="/out/result.txt", url=store.url_for(Area.RELEASED, "p1/result.txt")),),
-                volumes=("/work",),
+                volumes=("/scratch",),
             )
             backend.start(job)
             names = manifests.names(job.task_id)
@@ -854,10 +854,10 @@ def test_generated_pods_really_run_two_executors_with_staging_through_s3(api_ser
 @pytest.mark.podman
 def test_under_podman_ignore_error_continues_and_a_failure_stops_the_pod(podman_image, tmp_path):
     job = job_of(
-        ex(("sh", "-c", "echo before > /work/0.txt; exit 4"), ignore_error=True),
-        ex(("sh", "-c", "cat /work/0.txt > /work/1.txt; exit 3")),
-        ex(("sh", "-c", "echo never > /work/2.txt")),
-        volumes=("/work",),
+        ex(("sh", "-c", "echo before > /scratch/0.txt; exit 4"), ignore_error=True),
+        ex(("sh", "-c", "cat /scratch/0.txt > /scratch/1.txt; exit 3")),
+        ex(("sh", "-c", "echo never > /scratch/2.txt")),
+        volumes=("/scratch",),
     )
     settings = PodSettings(namespace="podman", helper_image=podman_image)
     pod = manifests.executor_pod(job, settings, manifests.task_options(None, settings))
@@ -872,8 +872,8 @@ def test_under_podman_ignore_error_continues_and_a_failure_stops_the_pod(podman_
     assert played.returncode != 0 and "exited with code 3" in played.stderr
     assert f"{name}-exec-1 Exited (3)" in listing  # the wrapper passes the executor's own code through
     assert f"{name}-exec-2 Created" in listing and f"{name}-done Created" in listing  # never started
-    assert (claim / "ws/root/work/1.txt").read_text() == "before\n"  # exec-0 failed, was ignored, exec-1 ran
-    assert not (claim / "ws/root/work/2.txt").exists()
+    assert (claim / "ws/root/scratch/1.txt").read_text() == "before\n"  # exec-0 failed, was ignored, exec-1 ran
+    assert not (claim / "ws/root/scratch/2.txt").exists()
 
 
 # ---------------------------------------------------------------- pure pieces: names, parameters, status rules
