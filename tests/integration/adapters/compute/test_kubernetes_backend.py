@@ -863,8 +863,8 @@ def test_under_podman_ignore_error_continues_and_a_failure_stops_the_pod(podman_
     pod = manifests.executor_pod(job, settings, manifests.task_options(None, settings))
     validate([pod])
     claim = tmp_path / "claim"
-    (claim / "ws" / "root" / "work").mkdir(parents=True)
-    os.chown(claim / "ws" / "root" / "work", 10001, 10001)
+    (claim / "ws" / "root" / "scratch").mkdir(parents=True)
+    os.chown(claim / "ws" / "root" / "scratch", 10001, 10001)
     pod["spec"]["volumes"] = [v if v["name"] != "work" else {"name": "work", "persistentVolumeClaim": {
         "claimName": "unused"}} for v in pod["spec"]["volumes"]]
     played, listing = play(pod, tmp_path, claim)
