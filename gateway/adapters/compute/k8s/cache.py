@@ -31,6 +31,22 @@ log = logging.getLogger(__name__)
 Pod = dict[str, Any]
 
 
+
+_METADATA_KEPT = ("name", "namespace", "uid", "labels", "resourceVersion", "creationTimestamp", "deletionTimestamp")
+_STATUS_KEPT = ("phase", "reason", "message", "conditions", "startTime")
+_CONTAINER_KEPT = ("name", "image", "state", "lastState", "restartCount")
+
+
+def slim(pod: Pod) -> Pod:
+    """Only what poll() and the status rules read: a cached pod costs a few KiB, not the whole object."""
+    meta = pod.get("metadata") or {}
+    status = pod.get("status") or {}
+    kept_status: dict[str, Any] = {k: status[k] for k in _STATUS_KEPT if k in status}
+    for key in ("initContainerStatuses", "containerStatuses"):
+        if status.get(key):
+            kept_status[key] = [{k: c[k] for k in _CONTAINER_KEPT if k in c} for c in status[key]]
+    return {"metadata": {k: meta[k] for k in _METADATA_KEPT if k in meta}, "status": kept_status}
+
 class _Gone(Exception):
     """The watch's resourceVersion is too old: list again."""
 
@@ -211,7 +227,7 @@ class PodCache:
         current = self._pods.get(name)
         if current is not None and _uid(current.pod) and _uid(pod) and _uid(current.pod) != _uid(pod):
             self._lost.pop(name, None)  # re-created
-        self._pods[name] = _Entry(pod, self.clock())
+        self._pods[name] = _Entry(slim(pod), self.clock())
 
     def _mark_lost(self, name: str, last: Pod, final: Pod) -> None:
         reason = disruption(final) or disruption(last) or "the pod was deleted by someone other than the gateway"
