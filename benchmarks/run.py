@@ -378,8 +378,8 @@ def k8s_section(r: dict[str, Any], summary: list[list[str]]) -> list[str]:
         "or etcd write, and no API Priority and Fairness throttling (clusters may cap a client's request rate "
         "well below what is measured here); no network between the gateway and the API server.",
         "- **Hides object size.** Its pods carry no `managedFields`, no defaulted spec fields and no status the "
-        "kubelet did not write here; a real API server's pods are larger, so the memory per task above is a "
-        "lower bound for the current cache (the proposed projection does not depend on it).",
+        "kubelet did not write here; a real API server's pods are larger, which matters for the LIST peak; the "
+        "projection the cache retains hardly grows with them.",
         "- The kubelet is a thread of the benchmark (not `k8s_support/kubelet.py`, which runs a thread per pod "
         "and executes containers): only its status writes are measured.",
         "",
