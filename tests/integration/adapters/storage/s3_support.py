@@ -46,7 +46,7 @@ class S3Endpoint:
 
 
 def settings_for(endpoint: S3Endpoint, tmp_path: Path, bucket: str, **overrides: Any) -> SimpleNamespace:
-    """Settings as the lead's Settings fields will carry them: credentials in files, as mounted Secrets."""
+    """Settings as the gateway's Settings carry them: credentials in files, as mounted Secrets."""
     secrets = tmp_path / f"secrets-{uuid.uuid4().hex[:6]}"
     secrets.mkdir()
     (secrets / "access_key_id").write_text(endpoint.access_key + "\n")
