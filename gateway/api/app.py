@@ -29,7 +29,8 @@ from gateway.domain.errors import DomainError
 
 log = logging.getLogger(__name__)
 
-SPEC_DIR = Path(__file__).resolve().parents[2] / "openapi"
+# The package's openapi/ (in the repository a link to the top-level documents; in a wheel, copies).
+SPEC_DIR = Path(__file__).resolve().parents[1] / "openapi"
 
 
 def _instrumented(operation: str, fn: Callable[..., Any], c: Components) -> Callable[..., Any]:

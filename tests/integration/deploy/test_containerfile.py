@@ -133,11 +133,13 @@ def test_build_context_is_only_what_the_image_needs() -> None:
 
 
 def test_installed_layout_finds_the_openapi_documents(tmp_path: Path) -> None:
-    """The image installs the gateway as a wheel (site-packages/gateway) and copies openapi/ beside it, because
-    gateway/api/app.py looks for <package parent>/openapi. Reproduce that layout and build the app from it, and
-    show that without the copy the app cannot be built (so the Containerfile step is needed)."""
+    """The image installs the gateway as a wheel (site-packages/gateway). gateway/openapi links to the top-level
+    documents in the source tree and is package data, so an installed copy holds real files: reproduce that
+    layout (copying through the link, as building the wheel does) and build the app from it alone."""
     site = tmp_path / "site-packages"
     shutil.copytree(REPO / "gateway", site / "gateway", ignore=shutil.ignore_patterns("__pycache__"))
+    packaged = site / "gateway" / "openapi" / "tes.yaml"
+    assert packaged.is_file() and not packaged.parent.is_symlink()
     probe = (
         "import gateway, sys; from gateway.asgi import app_from_env; "
         "assert gateway.__file__.startswith(sys.argv[1]), gateway.__file__; app_from_env()"
@@ -145,15 +147,8 @@ def test_installed_layout_finds_the_openapi_documents(tmp_path: Path) -> None:
     env = {**os.environ, "TRE_GATEWAY_DATA_DIR": str(tmp_path / "data"), "TRE_GATEWAY_AUTH": "dev",
            "TRE_GATEWAY_LOG_JSON": "false", "PYTHONDONTWRITEBYTECODE": "1"}
     env.pop("PYTHONPATH", None)
-
-    def build() -> subprocess.CompletedProcess[str]:
-        # cwd first on sys.path: this copy shadows the repository's editable install.
-        return subprocess.run([sys.executable, "-c", probe, str(site)], cwd=site, env=env, capture_output=True,
-                              text=True, timeout=120)
-
-    without = build()
-    assert without.returncode != 0, "the app was built without openapi/ beside the package"
-    assert str(site / "openapi" / "tes.yaml") in without.stderr, without.stderr[-3000:]
-    shutil.copytree(REPO / "openapi", site / "openapi")
-    with_docs = build()
-    assert with_docs.returncode == 0, with_docs.stderr[-3000:]
+    # cwd first on sys.path: this copy shadows the repository's editable install.
+    built = subprocess.run([sys.executable, "-c", probe, str(site)], cwd=site, env=env, capture_output=True,
+                           text=True, timeout=120)
+    assert built.returncode == 0, built.stderr[-3000:]
+    assert not (site / "openapi").exists()  # nothing beside the package is needed
