@@ -94,7 +94,9 @@ class Dispatcher:
             self.backend.cleanup(task.id)
             target = TaskState.CANCELED if current.state is TaskState.CANCELING else TaskState.SYSTEM_ERROR
             reason = None if target is TaskState.CANCELED else system_log("backend_error", detail)
-            self.repo.save(current.moved_to(target, at=self.runner.now(), reason=reason))
+            if target is TaskState.CANCELED:
+                self.runner.on_cancel(task.id)
+            self.runner.persist(current.moved_to(target, at=self.runner.now(), reason=reason), current.state)
         except (StaleTask, DomainError):
             pass
 

@@ -42,7 +42,7 @@ class TaskRunner:
     # Called when a task is cancelled, e.g. to withdraw its open egress request.
     on_cancel: Callable[[str], None] = lambda task_id: None
 
-    def _save(self, task: Task, previous: TaskState) -> Task:
+    def persist(self, task: Task, previous: TaskState) -> Task:
         """Persist, auditing the state change (if any) with its reason."""
         saved = self.repo.save(task)
         if saved.state is not previous:
@@ -88,7 +88,7 @@ class TaskRunner:
         except DomainError as exc:
             return self._fail(task, "job_rejected", exc.msg)
         if state is TaskState.QUEUED:
-            task = self._save(task.moved_to(TaskState.INITIALIZING, at=self.now()), state)
+            task = self.persist(task.moved_to(TaskState.INITIALIZING, at=self.now()), state)
             state = task.state
         if state is TaskState.INITIALIZING:
             try:
@@ -97,7 +97,7 @@ class TaskRunner:
                 self.observer.backend_error("start")
                 return self._fail(task, "staging_failed", exc.msg)
             started = self.now()
-            task = self._save(task.moved_to(TaskState.RUNNING, at=started), state)
+            task = self.persist(task.moved_to(TaskState.RUNNING, at=started), state)
             self.observer.task_started((started - task.creation_time).total_seconds())
             return task
         if state is TaskState.RUNNING:
@@ -138,7 +138,7 @@ class TaskRunner:
         )
 
     def _finish(self, task: Task, previous: TaskState) -> Task:
-        saved = self._save(task, previous)
+        saved = self.persist(task, previous)
         if saved.state.is_terminal:
             self.observer.task_finished(saved.state)
             log.info("task finished", extra={"task_id": saved.id, "state": saved.state.value})
