@@ -6,7 +6,7 @@ import hashlib
 import io
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import BinaryIO
@@ -184,7 +184,10 @@ class FakeBackend:
 
 
 class InMemoryTaskRepository:
-    def __init__(self) -> None:
+    """`audit` receives the events saved with a task (a log of its own unless one is shared)."""
+
+    def __init__(self, audit: InMemoryAuditLog | None = None) -> None:
+        self.audit = audit if audit is not None else InMemoryAuditLog()
         self.rows: dict[str, tuple[int, Task]] = {}
         self.tags: dict[str, dict[str, str]] = {}
         self.leases: dict[str, tuple[str, float]] = {}
@@ -202,13 +205,15 @@ class InMemoryTaskRepository:
         row = self.rows.get(task_id)
         return row[1] if row else None
 
-    def save(self, task: Task) -> Task:
+    def save(self, task: Task, events: Sequence[AuditEvent] = ()) -> Task:
         with self.lock:
             seq, current = self.rows[task.id]
             if current.version != task.version:
                 raise StaleTask(task.id)
             saved = task.with_logs(version=task.version + 1)
             self.rows[task.id] = (seq, saved)
+            for event in events:
+                self.audit.record(event)
             return saved
 
     def query(self, query: TaskQuery) -> TaskPage:

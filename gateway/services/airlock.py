@@ -25,7 +25,7 @@ from gateway.domain.errors import Conflict, Forbidden, NotFound
 from gateway.domain.identity import Principal
 from gateway.domain.states import TaskState
 from gateway.domain.task import OutputFileLog, Task, system_log
-from gateway.services.audit import record
+from gateway.services.audit import record, state_change
 from gateway.services.egress import deliver
 from gateway.services.locations import output_location
 from gateway.services.paging import decode_token, encode_token, page_size
@@ -223,9 +223,7 @@ class AirlockService:
                 "egress_partially_released", "some outputs were withheld by output checkers", withheld=withheld))
         else:
             done = task.moved_to(TaskState.COMPLETE, at=at)
-        self.tasks.save(done)
-        record(self.audit, "gateway", "task.state_changed", "task", task.id, task.project,
-               state=done.state.value, previous=TaskState.PAUSED.value)
+        self.tasks.save(done, (state_change(done, TaskState.PAUSED),))
 
     def withdraw(self, task_id: str) -> None:
         request = self.requests.for_task(task_id)

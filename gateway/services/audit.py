@@ -6,6 +6,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from gateway.domain.audit import AuditEntry, AuditEvent, verify_chain
+from gateway.domain.states import TaskState
+from gateway.domain.task import Task
 from gateway.services.ports import AuditLog
 
 
@@ -36,6 +38,13 @@ def record(
     **details: Any,
 ) -> None:
     log.record(AuditEvent(actor, action, object_type, object_id, project, details))
+
+
+def state_change(task: Task, previous: TaskState, actor: str = "gateway") -> AuditEvent:
+    """The audit event of a task moving from `previous` to its current state (with the reason, if final)."""
+    reason = task.system_logs[-1] if task.system_logs and task.state.is_terminal else None
+    return AuditEvent(actor, "task.state_changed", "task", task.id, task.project,
+                      {"state": task.state.value, "previous": previous.value, "reason": reason})
 
 
 def verify(log: AuditLog) -> list[str]:

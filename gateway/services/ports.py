@@ -6,7 +6,7 @@ passes. Implementations are chosen by a configuration string at start-up (see ad
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -194,8 +194,12 @@ class TaskRepository(Protocol):
 
     def get(self, task_id: str) -> Task | None: ...
 
-    def save(self, task: Task) -> Task:
-        """Persist `task` if its version is current; return it with the version bumped, else StaleTask."""
+    def save(self, task: Task, events: Sequence[AuditEvent] = ()) -> Task:
+        """Persist `task` if its version is current; return it with the version bumped, else StaleTask.
+
+        `events` are appended to the audit log in the same transaction: a state change and its audit
+        entry are stored together or not at all.
+        """
         ...
 
     def query(self, query: TaskQuery) -> TaskPage:

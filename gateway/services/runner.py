@@ -12,7 +12,7 @@ from gateway.domain.errors import DomainError
 from gateway.domain.images import ImagePolicy
 from gateway.domain.states import TaskState
 from gateway.domain.task import Executor, Task, system_log
-from gateway.services.audit import record
+from gateway.services.audit import state_change
 from gateway.services.egress import EgressService, deliver
 from gateway.services.locations import input_location
 from gateway.services.observer import NullObserver, Observer
@@ -43,13 +43,9 @@ class TaskRunner:
     on_cancel: Callable[[str], None] = lambda task_id: None
 
     def persist(self, task: Task, previous: TaskState) -> Task:
-        """Persist, auditing the state change (if any) with its reason."""
-        saved = self.repo.save(task)
-        if saved.state is not previous:
-            reason = saved.system_logs[-1] if saved.system_logs and saved.state.is_terminal else None
-            record(self.audit, "gateway", "task.state_changed", "task", saved.id, saved.project,
-                   state=saved.state.value, previous=previous.value, reason=reason)
-        return saved
+        """Persist, with the audit entry of the state change (if any) in the same transaction."""
+        events = (state_change(task, previous),) if task.state is not previous else ()
+        return self.repo.save(task, events)
 
     def build_job(self, task: Task) -> Job:
         """Resolve images and input locations again: policy may have changed since submission."""

@@ -7,12 +7,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from gateway.domain.audit import AuditEvent
 from gateway.domain.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from gateway.domain.identity import Principal
 from gateway.domain.images import ImagePolicy
 from gateway.domain.states import TaskState
 from gateway.domain.task import Task, TaskSpec
-from gateway.services.audit import NullAuditLog, record
+from gateway.services.audit import NullAuditLog, record, state_change
 from gateway.services.locations import input_location, output_location
 from gateway.services.paging import decode_token, encode_token, page_size
 from gateway.services.ports import AuditLog, ObjectStore, StaleTask, TaskQuery, TaskRepository
@@ -119,13 +120,12 @@ class TaskService:
             if task.state.is_terminal or task.state is TaskState.CANCELING:
                 return task
             try:
-                saved = self.repo.save(
-                    task.moved_to(TaskState.CANCELING, at=self.now(), reason=None)
-                )
+                canceling = task.moved_to(TaskState.CANCELING, at=self.now(), reason=None)
+                requested = AuditEvent(principal.user, "task.cancel_requested", "task", task.id, task.project,
+                                       {"previous": task.state.value})
+                saved = self.repo.save(canceling, (requested, state_change(canceling, task.state, principal.user)))
             except StaleTask:
                 continue
-            record(self.audit, principal.user, "task.cancel_requested", "task", task.id, task.project,
-                   previous=task.state.value)
             self.wake()
             return saved
         raise Conflict(f"task {task_id!r} is changing state too quickly; try again")

@@ -30,6 +30,22 @@ def make_task(project: str = "p1", name: str | None = None, tags: dict[str, str]
 
 
 class TaskRepositoryContract:
+    def audit_actions(self, repo) -> list[tuple[str, str]]:
+        """(action, object_id) of every audit entry the repository wrote; each subclass knows where to look."""
+        raise NotImplementedError
+
+    def test_events_are_saved_with_the_task_or_not_at_all(self, repo):
+        from gateway.domain.audit import AuditEvent
+
+        task = make_task()
+        repo.add(task)
+        moved = task.moved_to(TaskState.INITIALIZING, at=datetime.now(UTC))
+        event = AuditEvent("gateway", "task.state_changed", "task", task.id, "p1", {"state": "INITIALIZING"})
+        repo.save(moved, (event,))
+        with pytest.raises(StaleTask):
+            repo.save(moved, (AuditEvent("gateway", "stale", "task", task.id, "p1", {}),))
+        assert self.audit_actions(repo) == [("task.state_changed", task.id)]
+
     def test_add_then_get_round_trips(self, repo):
         task = make_task(name="x", tags={"k": "v"})
         repo.add(task)

@@ -7,7 +7,7 @@ from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Connection, Engine, insert, select, update
 
 from gateway.adapters.db.tables import audit_events, audit_head, egress_requests, project_policies
 from gateway.domain.airlock import (
@@ -173,36 +173,39 @@ class SqlProjectPolicyRepository:
                 conn.execute(insert(project_policies).values(project=project, policy=asdict(policy)))
 
 
+def append_audit(conn: Connection, event: AuditEvent) -> AuditEntry:
+    """Chain `event` onto the log inside the caller's transaction (it commits or rolls back with it)."""
+    at = datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    # Taking the head row first serialises concurrent writers across processes.
+    conn.execute(update(audit_head).where(audit_head.c.id == 1).values(seq=audit_head.c.seq + 1))
+    # The head still holds the previous entry's hash: that is the link.
+    seq, prev_hash = conn.execute(select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)).one()
+    digest = entry_hash(seq, at, event, prev_hash)
+    conn.execute(
+        insert(audit_events).values(
+            seq=seq,
+            at=at,
+            actor=event.actor,
+            action=event.action,
+            object_type=event.object_type,
+            object_id=event.object_id,
+            project=event.project,
+            details=event.details,
+            prev_hash=prev_hash,
+            hash=digest,
+        )
+    )
+    conn.execute(update(audit_head).where(audit_head.c.id == 1).values(hash=digest))
+    return AuditEntry(seq, at, event, prev_hash, digest)
+
+
 class SqlAuditLog:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
     def record(self, event: AuditEvent) -> AuditEntry:
-        at = datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
         with self.engine.begin() as conn:
-            # Taking the head row first serialises concurrent writers across processes.
-            conn.execute(update(audit_head).where(audit_head.c.id == 1).values(seq=audit_head.c.seq + 1))
-            # The head still holds the previous entry's hash: that is the link.
-            seq, prev_hash = conn.execute(
-                select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)
-            ).one()
-            digest = entry_hash(seq, at, event, prev_hash)
-            conn.execute(
-                insert(audit_events).values(
-                    seq=seq,
-                    at=at,
-                    actor=event.actor,
-                    action=event.action,
-                    object_type=event.object_type,
-                    object_id=event.object_id,
-                    project=event.project,
-                    details=event.details,
-                    prev_hash=prev_hash,
-                    hash=digest,
-                )
-            )
-            conn.execute(update(audit_head).where(audit_head.c.id == 1).values(hash=digest))
-        return AuditEntry(seq, at, event, prev_hash, digest)
+            return append_audit(conn, event)
 
     def entries(self) -> Iterator[AuditEntry]:
         with self.engine.connect() as conn:

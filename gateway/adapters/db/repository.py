@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 from sqlalchemy import Engine, and_, bindparam, delete, exists, func, insert, or_, select, update
 
+from gateway.adapters.db.airlock_repository import append_audit
 from gateway.adapters.db.serialize import logs_to_json, task_from_row
 from gateway.adapters.db.tables import access_tokens, project_members, task_tags, tasks
+from gateway.domain.audit import AuditEvent
 from gateway.domain.states import ACTIVE_STATES, TaskState
 from gateway.domain.task import Task
 from gateway.services.ports import AccessToken, StaleTask, TaskPage, TaskQuery
@@ -50,15 +53,17 @@ class SqlTaskRepository:
             row = conn.execute(_GET_TASK, {"task_id": task_id}).first()
         return task_from_row(row) if row else None
 
-    def save(self, task: Task) -> Task:
+    def save(self, task: Task, events: Sequence[AuditEvent] = ()) -> Task:
         with self.engine.begin() as conn:
             result = conn.execute(
                 update(tasks)
                 .where(tasks.c.id == task.id, tasks.c.version == task.version)
                 .values(state=task.state.value, version=task.version + 1, logs=logs_to_json(task))
             )
-        if result.rowcount != 1:
-            raise StaleTask(task.id)
+            if result.rowcount != 1:
+                raise StaleTask(task.id)
+            for event in events:
+                append_audit(conn, event)
         return task.with_logs(version=task.version + 1)
 
     def query(self, query: TaskQuery) -> TaskPage:

@@ -39,8 +39,8 @@ def now():
 class World:
     def __init__(self, policy=ProjectPolicy()):
         self.store = FakeObjectStore()
-        self.repo = InMemoryTaskRepository()
         self.audit = InMemoryAuditLog()
+        self.repo = InMemoryTaskRepository(self.audit)
         self.backend = FakeBackend(self.store)
         self.airlock = AirlockService(InMemoryEgressRequests(), self.repo, self.store, self.audit,
                                       InMemoryPolicies(), policy, now)

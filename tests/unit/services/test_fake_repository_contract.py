@@ -10,4 +10,5 @@ def repo():
 
 
 class TestInMemoryTaskRepository(TaskRepositoryContract):
-    pass
+    def audit_actions(self, repo):
+        return [(e.event.action, e.event.object_id) for e in repo.audit.rows]

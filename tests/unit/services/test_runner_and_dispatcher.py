@@ -7,12 +7,14 @@ import json
 import threading
 import time
 from collections import Counter
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from gateway.domain.airlock import ProjectPolicy, RequestState
+from gateway.domain.audit import AuditEvent
 from gateway.domain.egress import EgressPolicy
 from gateway.domain.errors import BackendError
 from gateway.domain.identity import Principal, Role
@@ -538,11 +540,11 @@ def fail_first_save_into(w: World, state: TaskState) -> None:
     real_save = w.repo.save
     failed: list[str] = []
 
-    def save(task: Task) -> Task:
+    def save(task: Task, events: Sequence[AuditEvent] = ()) -> Task:
         if task.state is state and not failed:
             failed.append(task.id)
             raise RuntimeError("database connection lost")
-        return real_save(task)
+        return real_save(task, events)
 
     w.repo.save = save  # type: ignore[method-assign]
 

@@ -298,12 +298,12 @@ def test_cancel_retries_after_a_concurrent_change(service: TaskService, repo: In
     real_save = repo.save
     calls = []
 
-    def racing_save(t: Task) -> Task:
+    def racing_save(t: Task, events: Any = ()) -> Task:
         calls.append(t.state)
         if len(calls) == 1:  # the dispatcher moves the task first
             current = repo.get(t.id)
             real_save(current.moved_to(TaskState.INITIALIZING, at=NOW))
-        return real_save(t)
+        return real_save(t, events)
 
     repo.save = racing_save  # type: ignore[method-assign]
     canceled = service.cancel(ALICE, task.id)
@@ -316,7 +316,7 @@ def test_cancel_gives_up_with_conflict_when_the_task_keeps_changing(service: Tas
                                                                     repo: InMemoryTaskRepository) -> None:
     task = service.create(ALICE, body())
 
-    def always_stale(t: Task) -> Task:
+    def always_stale(t: Task, events: Any = ()) -> Task:
         raise StaleTask(t.id)
 
     repo.save = always_stale  # type: ignore[method-assign]
@@ -327,8 +327,9 @@ def test_cancel_gives_up_with_conflict_when_the_task_keeps_changing(service: Tas
 # ---------------------------------------------------------------- audit
 
 
-def test_submission_and_cancel_requests_are_audited_once(repo: InMemoryTaskRepository) -> None:
+def test_submission_and_cancel_requests_are_audited_once() -> None:
     audit = InMemoryAuditLog()
+    repo = InMemoryTaskRepository(audit)  # events saved with a task land in the same log
     service = TaskService(repo, FakeObjectStore(), ImagePolicy({"alpine": "a"}), lambda: "t1", lambda: NOW,
                           audit=audit)
     with pytest.raises(ImageNotAllowed):
@@ -337,8 +338,9 @@ def test_submission_and_cancel_requests_are_audited_once(repo: InMemoryTaskRepos
     task = service.create(ALICE, body(name="n", outputs=[{"path": "/out/a", "url": "mem://released/p1/a"}]))
     service.cancel(ALICE, task.id)
     service.cancel(ALICE, task.id)  # idempotent: no second event
-    assert audit.actions() == ["task.submitted", "task.cancel_requested"]
-    submitted, cancelled = (e.event for e in audit.rows)
+    assert audit.actions() == ["task.submitted", "task.cancel_requested", "task.state_changed"]
+    submitted, cancelled, changed = (e.event for e in audit.rows)
+    assert (changed.actor, changed.details["state"], changed.details["previous"]) == ("alice", "CANCELING", "QUEUED")
     assert (submitted.actor, submitted.object_id, submitted.project) == ("alice", "t1", "p1")
     assert submitted.details["outputs"] == ["mem://released/p1/a"]
     assert cancelled.details == {"previous": "QUEUED"}

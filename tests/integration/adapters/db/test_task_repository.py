@@ -20,7 +20,10 @@ def repo(request, tmp_path):
 
 
 class TestSqlTaskRepository(TaskRepositoryContract):
-    pass
+    def audit_actions(self, repo):
+        from gateway.adapters.db.airlock_repository import SqlAuditLog
+
+        return [(e.event.action, e.event.object_id) for e in SqlAuditLog(repo.engine).entries()]
 
 
 def test_migrations_are_idempotent(tmp_path):
