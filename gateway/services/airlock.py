@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import BinaryIO, TypeVar
 
 from gateway.domain.airlock import (
+    EgressFile,
     EgressRequest,
     FileState,
     ProjectPolicy,
@@ -28,7 +29,7 @@ from gateway.domain.task import OutputFileLog, Task, system_log
 from gateway.services.audit import record, state_change
 from gateway.services.egress import deliver
 from gateway.services.locations import output_location
-from gateway.services.paging import decode_token, encode_token, page_size
+from gateway.services.paging import decode_token, next_token, page_size
 from gateway.services.ports import (
     Area,
     AuditLog,
@@ -116,27 +117,27 @@ class AirlockService:
             limit=page_size(size, 50, 500),
             before_seq=decode_token(token) if token else None,
         )
-        next_token = encode_token(page.last_seq) if page.has_more and page.last_seq is not None else None
-        return page.requests, next_token
+        return page.requests, next_token(page.has_more, page.last_seq)
+
+    def _quarantined(self, principal: Principal, request_id: str, file_id: str) -> tuple[EgressFile, BinaryIO]:
+        def check() -> tuple[EgressRequest, EgressFile]:
+            request = self._load(principal, request_id)
+            request.check_reviewer(principal)
+            return request, request.file(file_id)
+
+        request, egress_file = self._guarded(principal, "read_quarantined", request_id, check)
+        record(self.audit, principal.user, "egress.file_viewed", "egress_request", request_id, request.project,
+               file_id=file_id)
+        return egress_file, self.store.open(Area.QUARANTINE, egress_file.file.quarantine_key)
 
     def open_quarantined(self, principal: Principal, request_id: str, file_id: str) -> tuple[str, BinaryIO]:
         """(file name, bytes in quarantine): output checkers of the project only, never the requester."""
-
-        def check() -> str:
-            request = self._load(principal, request_id)
-            request.check_reviewer(principal)
-            return request.file(file_id).file.quarantine_key
-
-        key = self._guarded(principal, "read_quarantined", request_id, check)
-        record(self.audit, principal.user, "egress.file_viewed", "egress_request", request_id,
-               self.requests.get(request_id).project, file_id=file_id)  # type: ignore[union-attr]
-        return key.rsplit("/", 1)[-1], self.store.open(Area.QUARANTINE, key)
+        egress_file, stream = self._quarantined(principal, request_id, file_id)
+        return egress_file.file.quarantine_key.rsplit("/", 1)[-1], stream
 
     def preview(self, principal: Principal, request_id: str, file_id: str, max_rows: int = 50) -> Preview:
-        name, stream = self.open_quarantined(principal, request_id, file_id)
-        request = self.requests.get(request_id)
-        assert request is not None
-        egress_file = request.file(file_id)
+        egress_file, stream = self._quarantined(principal, request_id, file_id)
+        name = egress_file.file.quarantine_key.rsplit("/", 1)[-1]
         with stream:
             head = stream.read(PREVIEW_BYTES)
             truncated = bool(stream.read(1))
@@ -237,16 +238,14 @@ class AirlockService:
     def open_released(self, principal: Principal, request_id: str, file_id: str) -> tuple[str, BinaryIO]:
         """An approved, released file: members of the project (and admins) only."""
 
-        def check() -> Location:
+        def check() -> tuple[EgressRequest, Location]:
             request = self._load(principal, request_id)
             egress_file = request.file(file_id)
             if request.state.is_open or request.file_state(file_id) is not FileState.APPROVED:
                 raise NotFound(f"file {file_id!r} of egress request {request_id!r} has not been released")
-            return output_location(self.store, request.project, egress_file.file.destination)
+            return request, output_location(self.store, request.project, egress_file.file.destination)
 
-        where = self._guarded(principal, "download", request_id, check)
-        request = self.requests.get(request_id)
-        assert request is not None
+        request, where = self._guarded(principal, "download", request_id, check)
         record(self.audit, principal.user, "egress.downloaded", "egress_request", request_id, request.project,
                file_id=file_id)
         return where.key.rsplit("/", 1)[-1], self.store.open(where.area, where.key)

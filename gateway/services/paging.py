@@ -28,6 +28,11 @@ def decode_token(token: str) -> int:
         raise InvalidRequest("page_token: not a token issued by this server") from None
 
 
+def next_token(has_more: bool, last_seq: int | None) -> str | None:
+    """The token of the page after one that ended at `last_seq`, or None on the last page."""
+    return encode_token(last_seq) if has_more and last_seq is not None else None
+
+
 def page_size(requested: int | None, default: int, cap: int) -> int:
     if requested is None:
         return default

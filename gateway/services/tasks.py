@@ -15,7 +15,7 @@ from gateway.domain.states import TaskState
 from gateway.domain.task import Task, TaskSpec
 from gateway.services.audit import NullAuditLog, record, state_change
 from gateway.services.locations import input_location, output_location
-from gateway.services.paging import decode_token, encode_token, page_size
+from gateway.services.paging import decode_token, next_token, page_size
 from gateway.services.ports import AuditLog, ObjectStore, StaleTask, TaskQuery, TaskRepository
 
 PROJECT_TAG = "project"
@@ -108,8 +108,7 @@ class TaskService:
             limit=page_size(size, self.default_page_size, self.max_page_size),
         )
         page = self.repo.query(query)
-        next_token = encode_token(page.last_seq) if page.has_more and page.last_seq is not None else None
-        return ListResult(page.tasks, next_token)
+        return ListResult(page.tasks, next_token(page.has_more, page.last_seq))
 
     def cancel(self, principal: Principal, task_id: str) -> Task:
         """Ask for the task to stop. Idempotent: cancelling a finished or cancelled task changes nothing."""
