@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
@@ -28,10 +29,12 @@ from gateway.adapters.db.repository import (
     SqlMembershipRepository,
     SqlTaskRepository,
 )
+from gateway.adapters.db.run_repository import SqlRunRepository
 from gateway.adapters.metrics import Metrics
 from gateway.config import Settings, SettingsError
 from gateway.domain.airlock import ProjectPolicy
 from gateway.domain.egress import EgressPolicy
+from gateway.domain.errors import DomainError
 from gateway.domain.images import ImagePolicy
 from gateway.services.access_tokens import AccessTokenService
 from gateway.services.airlock import AirlockService
@@ -40,7 +43,9 @@ from gateway.services.disclosure import make_content_inspector
 from gateway.services.dispatcher import Dispatcher
 from gateway.services.egress import EgressService
 from gateway.services.ports import ComputeBackend, ObjectStore
+from gateway.services.run_runner import RunRunner
 from gateway.services.runner import TaskRunner
+from gateway.services.runs import RunService
 from gateway.services.tasks import TaskService
 
 
@@ -115,6 +120,7 @@ class Components:
     tasks: TaskService
     access_tokens: AccessTokenService
     airlock: AirlockService
+    runs: RunService
     authenticator: Authenticator | None
     metrics: Metrics
     backend_factory: Callable[[], ComputeBackend]
@@ -143,18 +149,54 @@ class Components:
                 observer=self.metrics,
                 on_cancel=self.airlock.withdraw,
             )
+            worker_id = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
             self._dispatcher = Dispatcher(
                 repo=self.tasks.repo,
                 runner=runner,
                 backend=self.backend,
-                worker_id=f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}",
+                runs=self.run_runner(worker_id),
+                worker_id=worker_id,
                 poll_interval=s.dispatcher_poll_seconds,
                 lease_seconds=s.dispatcher_lease_seconds,
                 threads=s.dispatcher_threads,
                 observer=self.metrics,
             )
             self.tasks.wake = self._dispatcher.wake
+            self.runs.wake = self._dispatcher.wake
         return self._dispatcher
+
+    @property
+    def run_crates(self) -> Any:
+        """Builds Workflow Run RO-Crates of finished runs (imported on first use: it loads rocrate)."""
+        from importlib.metadata import version
+
+        from gateway.adapters.crates.run_provenance import RunCrateBuilder
+
+        root = getattr(self.store, "root", None)
+        if root is None:
+            raise DomainError("run crates need a filesystem-backed store")
+        return RunCrateBuilder(self.runs, self.store, Path(root) / "work", version("cwltool"))
+
+    def run_runner(self, worker_id: str) -> RunRunner | None:
+        """The driver of workflow runs, when the object store can host an engine's files."""
+        root = getattr(self.store, "root", None)
+        if self.runs.unavailable_reason or root is None:
+            return None
+        from gateway.adapters.engines.cwltool import CwltoolEngine
+
+        s = self.settings
+        engine = CwltoolEngine(Path(root) / "work", s.engine_api_url, s.wes_default_image, worker_id)
+        return RunRunner(
+            repo=self.runs.repo,
+            tasks=self.tasks,
+            store=self.store,
+            engine=engine,
+            now=utcnow,
+            mint_credential=self.runs.mint_engine_credential,
+            worker_id=worker_id,
+            release_image=s.wes_default_image,
+            lease_seconds=s.dispatcher_lease_seconds,
+        )
 
 
     def egress_service(self) -> EgressService:
@@ -240,6 +282,23 @@ def build(
         default_page_size=settings.default_page_size,
         max_page_size=settings.max_page_size,
     )
+    from gateway.adapters.workflow_sources import fetch_workflow
+
+    runs = RunService(
+        repo=SqlRunRepository(engine),
+        tasks=tasks,
+        store=store,
+        new_id=new_task_id,
+        now=utcnow,
+        workflow_url_prefixes=tuple(settings.wes_workflow_url_prefixes),
+        fetch_workflow=fetch_workflow,
+        max_workflow_bytes=settings.wes_max_workflow_bytes,
+        unavailable_reason=None if hasattr(store, "root") else (
+            "workflow engines need a filesystem-backed work area (object_store = 'local')"),
+        audit=audit,
+        default_page_size=settings.default_page_size,
+        max_page_size=settings.max_page_size,
+    )
     chosen_store = store
     return Components(
         settings=settings,
@@ -248,6 +307,7 @@ def build(
         tasks=tasks,
         access_tokens=access_tokens,
         airlock=airlock,
+        runs=runs,
         authenticator=authenticator,
         metrics=metrics,
         backend_factory=(lambda: backend) if backend is not None else (lambda: backend_factory(settings, chosen_store)),

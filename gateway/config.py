@@ -97,6 +97,13 @@ class Settings:
         default_factory=lambda: [".txt", ".csv", ".tsv", ".json", ".md", ".log", ".png", ".pdf", ".html", ""]
     )
     max_request_bytes: int = 16 << 20
+    # WES: the image for CWL steps without a DockerRequirement (a name the image policy knows).
+    wes_default_image: str = "alpine"
+    # Absolute workflow_url prefixes the gateway may fetch (a TRE's own registry mirror); nothing else.
+    wes_workflow_url_prefixes: list[str] = field(default_factory=list)
+    wes_max_workflow_bytes: int = 4 << 20
+    # How the workflow engine reaches this gateway's TES API (default: http://host:port, loopback for 0.0.0.0).
+    wes_engine_api_url: str = ""
     default_page_size: int = 256
     max_page_size: int = 2047
     dispatcher_poll_seconds: float = 0.5
@@ -133,6 +140,13 @@ class Settings:
     @property
     def base_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def engine_api_url(self) -> str:
+        if self.wes_engine_api_url:
+            return self.wes_engine_api_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host  # noqa: S104 - a comparison
+        return f"http://{host}:{self.port}"
 
     @property
     def dev_secret_file(self) -> Path:

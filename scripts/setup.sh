@@ -42,4 +42,5 @@ bash scripts/build-base-image.sh >/dev/null
 if [ "${1:-}" = "--test" ]; then
   bash scripts/setup-browser.sh
   bash scripts/get-helm.sh >/dev/null
+  bash scripts/setup-wes-clients.sh
 fi

@@ -17,7 +17,7 @@ from connexion.resolver import Resolver
 from flask import Response, redirect
 from starlette.exceptions import HTTPException
 
-from gateway.api import accounts, airlock, tes
+from gateway.api import accounts, airlock, tes, wes
 from gateway.api.errors import error_body, problem_handler, status_for, unexpected_handler
 from gateway.api.limits import BodySizeLimit, RejectControlCharacters
 from gateway.api.security import security_map
@@ -69,6 +69,9 @@ def create_app(settings: Settings, components: Components | None = None) -> conn
     for group in (tes.handlers(c), accounts.handlers(c), airlock.handlers(c)):
         table.update({name: _instrumented(name, fn, c) for name, fn in group.items()})
 
+    # WES reuses operationIds of TES (GetServiceInfo, ListTasks, GetTask): it gets its own table.
+    wes_table = {name: _instrumented(name, fn, c) for name, fn in wes.handlers(c).items()}
+
     def resolve(operation_id: str) -> Callable[..., Any]:
         return table[operation_id]
 
@@ -77,7 +80,7 @@ def create_app(settings: Settings, components: Components | None = None) -> conn
     app = connexion.FlaskApp(
         __name__,
         specification_dir=str(SPEC_DIR),
-        security_map=security_map(c.authenticator),
+        security_map=security_map(c.authenticator, c.runs.engine_principal),
         validator_map=validator_map(),
     )
     common = dict(
@@ -88,6 +91,8 @@ def create_app(settings: Settings, components: Components | None = None) -> conn
     app.add_api("tes.yaml", base_path="/ga4gh/tes/v1", **common)
     app.add_api("gateway.yaml", base_path="/gateway/v1", **common)
     app.add_api("airlock.yaml", base_path="/airlock/v1", **common)
+    app.add_api("wes.yaml", base_path="/ga4gh/wes/v1",
+                **{**common, "resolver": Resolver(lambda operation_id: wes_table[operation_id])})
     app.add_middleware(RejectControlCharacters, position=MiddlewarePosition.BEFORE_EXCEPTION)
     app.add_middleware(BodySizeLimit, position=MiddlewarePosition.BEFORE_EXCEPTION,
                        max_bytes=settings.max_request_bytes)

@@ -23,6 +23,9 @@ class Principal:
     projects: frozenset[str]
     # Internal identities (the dispatcher, a WES engine) are marked so the audit trail can tell them apart.
     service: bool = False
+    # A workflow engine's identity is confined to one run: it may read and write only that run's
+    # folder of the work area, and every task it submits is tagged with the run.
+    run_scope: str | None = None
 
     @property
     def is_admin(self) -> bool:

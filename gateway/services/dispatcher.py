@@ -18,6 +18,7 @@ from gateway.domain.states import ACTIVE_STATES, TaskState
 from gateway.domain.task import Task, system_log
 from gateway.services.observer import NullObserver, Observer
 from gateway.services.ports import ComputeBackend, StaleTask, TaskRepository
+from gateway.services.run_runner import RunRunner
 from gateway.services.runner import TaskRunner
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,8 @@ class Dispatcher:
     runner: TaskRunner
     backend: ComputeBackend
     worker_id: str
+    # Drives workflow runs alongside tasks (None where runs are not available).
+    runs: RunRunner | None = None
     poll_interval: float = 0.5
     lease_seconds: float = 30.0
     batch_size: int = 64
@@ -49,7 +52,8 @@ class Dispatcher:
                 self._advance(task)
         else:
             list(pool.map(self._advance, tasks))
-        return len(tasks)
+        runs = self.runs.run_once() if self.runs is not None else 0
+        return len(tasks) + runs
 
     def drain(self, timeout: float = 60.0) -> None:
         """Run until no task is active (tests, benchmarks) or `timeout` passes."""
@@ -62,6 +66,8 @@ class Dispatcher:
 
     def _any_active(self) -> bool:
         counts = self.repo.count_by_state()
+        if self.runs is not None and self.runs.any_active():
+            return True
         return any(counts.get(s, 0) for s in ACTIVE_STATES)
 
     def _advance(self, task: Task) -> None:

@@ -19,7 +19,7 @@ from gateway.domain.states import TaskState
 from gateway.domain.task import OutputFileLog, Task
 from gateway.services.audit import record
 from gateway.services.disclosure import acro_verdicts
-from gateway.services.locations import output_location
+from gateway.services.locations import output_location, task_work_prefix
 from gateway.services.ports import Area, AuditLog, CollectedOutput, EgressRequestRepository, Location, ObjectStore
 
 SNIFF_BYTES = 8192
@@ -80,6 +80,30 @@ class EgressService:
             inspected.append(EgressFile(str(index), f, checks, flags))
         return tuple(inspected)
 
+    def keep_inside(self, task: Task, collected: tuple[CollectedOutput, ...]) -> tuple[CollectedOutput, ...]:
+        """Deliver outputs bound for the run's work folder at once; return the rest (bound for release).
+
+        A workflow step's outputs go to its run's folder of the `work` area, which never leaves the TRE,
+        so they skip review. They are delivered before the task is reported finished, because the
+        engine reads them as soon as it sees the step complete.
+        """
+        work = task_work_prefix(task.project, task.spec.tags)
+        if work is None:
+            return collected
+        leaving = []
+        kept = 0
+        for c in collected:
+            where = self.store.locate(c.destination)
+            if where is not None and where.area is Area.WORK:
+                target = output_location(self.store, task.project, c.destination, work)
+                self.store.copy(Location(Area.QUARANTINE, c.stored.key), target)
+                kept += 1
+            else:
+                leaving.append(c)
+        if kept:
+            record(self.audit, "gateway", "egress.kept_inside", "task", task.id, task.project, files=kept)
+        return tuple(leaving)
+
     def process(self, task: Task, collected: tuple[CollectedOutput, ...]) -> tuple[Task, tuple[EgressFile, ...]]:
         """Check the task's quarantined outputs, then approve them for release or open an egress request.
 
@@ -87,6 +111,7 @@ class EgressService:
         first and delivers afterwards, so a task that was cancelled meanwhile releases nothing.
         """
         at = self.now()
+        collected = self.keep_inside(task, collected)
         if not collected:
             return task.moved_to(TaskState.COMPLETE, at=at), ()
         policy = self.project_policy(task.project)

@@ -10,11 +10,12 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol
 
 from gateway.domain.airlock import EgressRequest, ProjectPolicy, RequestState
 from gateway.domain.audit import AuditEntry, AuditEvent
 from gateway.domain.errors import InvalidRequest
+from gateway.domain.runs import Run
 from gateway.domain.states import TaskState
 from gateway.domain.task import Executor, ExecutorLog, FileType, Output, Resources, Task
 
@@ -300,4 +301,75 @@ class AuditLog(Protocol):
 
     def head(self) -> tuple[int, str]:
         """(sequence, hash) of the last entry as recorded by the log itself."""
+        ...
+
+
+# ---------------------------------------------------------------- workflow runs
+
+
+class StaleRun(Exception):
+    """A run was changed by someone else meanwhile; reload and try again."""
+
+
+@dataclass(frozen=True)
+class RunQuery:
+    projects: frozenset[str] | None = None  # None: every project (admins)
+    before_seq: int | None = None
+    limit: int = 256
+
+
+@dataclass
+class RunPage:
+    runs: list[Run] = field(default_factory=list)
+    last_seq: int | None = None
+    has_more: bool = False
+
+
+class RunRepository(Protocol):
+    def add(self, run: Run) -> None: ...
+
+    def get(self, run_id: str) -> Run | None: ...
+
+    def save(self, run: Run, events: Sequence[AuditEvent] = ()) -> Run:
+        """Persist if the version is current (bumping it), else StaleRun; `events` in the same transaction."""
+        ...
+
+    def query(self, query: RunQuery) -> RunPage:
+        """Newest first, keyset-paginated."""
+        ...
+
+    def claim_active(self, worker: str, lease_seconds: float, limit: int) -> list[Run]:
+        """Active runs whose lease is free, expired or ours; leases them to `worker` (renewing ours)."""
+        ...
+
+    def count_by_state(self) -> dict[TaskState, int]: ...
+
+
+@dataclass(frozen=True)
+class EngineExit:
+    exit_code: int
+    # True when the process ended by a signal or could not start: the gateway's fault, not the workflow's.
+    crashed: bool = False
+
+
+class WorkflowEngine(Protocol):
+    """Starts and watches workflow engine processes (cwltool) for runs. Handles live in this process."""
+
+    name: str
+    version: str
+
+    def start(self, run: Run, engine_token: str) -> dict[str, Any]:
+        """Launch the engine for `run`; returns a small JSON-able description (worker, pid)."""
+        ...
+
+    def poll(self, run_id: str) -> EngineExit | None:
+        """None while the engine runs; its exit once it has ended. Raises NotFound if not started here."""
+        ...
+
+    def stop(self, run_id: str) -> None:
+        """Stop the engine and every step command it started; safe for unknown or finished runs."""
+        ...
+
+    def outputs(self, run: Run) -> dict[str, Any]:
+        """The CWL output object the engine printed, or {} if it printed none."""
         ...

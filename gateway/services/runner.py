@@ -14,7 +14,7 @@ from gateway.domain.states import TaskState
 from gateway.domain.task import Executor, Task, system_log
 from gateway.services.audit import state_change
 from gateway.services.egress import EgressService, deliver
-from gateway.services.locations import input_location
+from gateway.services.locations import input_location, task_work_prefix
 from gateway.services.observer import NullObserver, Observer
 from gateway.services.ports import (
     AuditLog,
@@ -52,11 +52,12 @@ class TaskRunner:
         executors = tuple(
             Executor(**{**e.__dict__, "image": self.images.resolve(e.image)}) for e in task.spec.executors
         )
+        work = task_work_prefix(task.project, task.spec.tags)
         inputs = tuple(
             StagedInput(
                 path=i.path,
                 type=i.type,
-                source=input_location(self.store, task.project, i.url) if i.url else None,
+                source=input_location(self.store, task.project, i.url, work) if i.url else None,
                 content=i.content,
             )
             for i in task.spec.inputs

@@ -11,10 +11,11 @@ from gateway.domain.audit import AuditEvent
 from gateway.domain.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from gateway.domain.identity import Principal
 from gateway.domain.images import ImagePolicy
+from gateway.domain.runs import RUN_TAG
 from gateway.domain.states import TaskState
 from gateway.domain.task import Task, TaskSpec
 from gateway.services.audit import NullAuditLog, record, state_change
-from gateway.services.locations import input_location, output_location
+from gateway.services.locations import input_location, output_location, run_work_prefix
 from gateway.services.paging import decode_token, next_token, page_size
 from gateway.services.ports import AuditLog, ObjectStore, StaleTask, TaskQuery, TaskRepository
 
@@ -53,15 +54,21 @@ class TaskService:
         """Validate `body` fully, then store the task as QUEUED. Nothing is stored if any check fails."""
         spec = TaskSpec.from_dict(body)
         project = principal.project_for_submission(spec.tags.get(PROJECT_TAG))
+        run = principal.run_scope
+        if RUN_TAG in spec.tags and spec.tags[RUN_TAG] != run:
+            raise InvalidRequest(f"tags: {RUN_TAG!r} is reserved for the steps of a workflow run")
+        work = run_work_prefix(project, run) if run else None
         for executor in spec.executors:
             self.images.resolve(executor.image)
         for inp in spec.inputs:
             if inp.url is not None:
-                input_location(self.store, project, inp.url)
+                input_location(self.store, project, inp.url, work)
         for out in spec.outputs:
-            output_location(self.store, project, out.url)
+            output_location(self.store, project, out.url, work)
         tags = dict(spec.tags)
         tags[PROJECT_TAG] = project
+        if run:
+            tags[RUN_TAG] = run
         spec = TaskSpec(**{**spec.__dict__, "tags": tags})
         task = Task(
             id=self.new_id(),

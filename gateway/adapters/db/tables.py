@@ -122,3 +122,22 @@ audit_head = Table(
     Column("seq", BigInteger, nullable=False),
     Column("hash", String(64), nullable=False),
 )
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("seq", SeqType, primary_key=True, autoincrement=True),
+    Column("id", String(64), nullable=False, unique=True),
+    Column("owner", String(255), nullable=False),
+    Column("project", String(255), nullable=False),
+    Column("state", String(32), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("request", JSON, nullable=False),
+    # Times, exit code, outputs, system logs, engine handle, release task, attachment names.
+    Column("record", JSON, nullable=False),
+    Column("lease_owner", String(128), nullable=True),
+    Column("lease_expires", Float, nullable=True),
+    Index("ix_runs_project_seq", "project", "seq"),
+    Index("ix_runs_state_seq", "state", "seq"),
+)

@@ -1,0 +1,145 @@
+"""SQL implementation of the RunRepository port."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, func, insert, or_, select, update
+
+from gateway.adapters.db.airlock_repository import append_audit
+from gateway.adapters.db.tables import runs
+from gateway.domain.audit import AuditEvent
+from gateway.domain.runs import Run, RunRequest, RunState
+from gateway.services.ports import RunPage, RunQuery, StaleRun
+
+# Runs a worker keeps driving: PAUSED too, because the run follows its release task's review.
+_ACTIVE = [s.value for s in (RunState.QUEUED, RunState.INITIALIZING, RunState.RUNNING, RunState.PAUSED,
+                             RunState.CANCELING)]
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _time(value: str | None) -> datetime | None:
+    return _utc(datetime.fromisoformat(value)) if value else None
+
+
+def _record(run: Run) -> dict[str, Any]:
+    return {
+        "start_time": run.start_time.isoformat() if run.start_time else None,
+        "end_time": run.end_time.isoformat() if run.end_time else None,
+        "exit_code": run.exit_code,
+        "outputs": run.outputs,
+        "system_logs": list(run.system_logs),
+        "engine": run.engine,
+        "release_task_id": run.release_task_id,
+        "attachments": list(run.attachments),
+    }
+
+
+def _from_row(row: Any) -> Run:
+    record = row.record
+    created = _utc(row.created_at)
+    assert created is not None
+    return Run(
+        id=row.id,
+        owner=row.owner,
+        project=row.project,
+        request=RunRequest.from_dict(row.request),
+        state=RunState(row.state),
+        created_at=created,
+        version=row.version,
+        start_time=_time(record.get("start_time")),
+        end_time=_time(record.get("end_time")),
+        exit_code=record.get("exit_code"),
+        outputs=dict(record.get("outputs") or {}),
+        system_logs=tuple(record.get("system_logs") or ()),
+        engine=dict(record.get("engine") or {}),
+        release_task_id=record.get("release_task_id"),
+        attachments=tuple(record.get("attachments") or ()),
+        seq=row.seq,
+    )
+
+
+class SqlRunRepository:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def add(self, run: Run) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                insert(runs).values(
+                    id=run.id,
+                    owner=run.owner,
+                    project=run.project,
+                    state=run.state.value,
+                    version=run.version,
+                    created_at=run.created_at,
+                    request=run.request.to_dict(),
+                    record=_record(run),
+                )
+            )
+
+    def get(self, run_id: str) -> Run | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(runs).where(runs.c.id == run_id)).first()
+        return _from_row(row) if row else None
+
+    def save(self, run: Run, events: Sequence[AuditEvent] = ()) -> Run:
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                update(runs)
+                .where(runs.c.id == run.id, runs.c.version == run.version)
+                .values(state=run.state.value, version=run.version + 1, record=_record(run))
+            )
+            if result.rowcount != 1:
+                raise StaleRun(run.id)
+            for event in events:
+                append_audit(conn, event)
+        return run.updated(version=run.version + 1)
+
+    def query(self, query: RunQuery) -> RunPage:
+        stmt = select(runs)
+        if query.projects is not None:
+            if not query.projects:
+                return RunPage()
+            stmt = stmt.where(runs.c.project.in_(sorted(query.projects)))
+        if query.before_seq is not None:
+            stmt = stmt.where(runs.c.seq < query.before_seq)
+        stmt = stmt.order_by(runs.c.seq.desc()).limit(query.limit + 1)
+        with self.engine.connect() as conn:
+            rows = conn.execute(stmt).all()
+        has_more = len(rows) > query.limit
+        rows = rows[: query.limit]
+        return RunPage([_from_row(r) for r in rows], rows[-1].seq if rows else None, has_more)
+
+    def claim_active(self, worker: str, lease_seconds: float, limit: int) -> list[Run]:
+        now = time.time()
+        free = or_(runs.c.lease_owner.is_(None), runs.c.lease_expires < now, runs.c.lease_owner == worker)
+        with self.engine.connect() as conn:
+            candidates = conn.execute(
+                select(runs.c.seq).where(runs.c.state.in_(_ACTIVE), free).order_by(runs.c.seq).limit(limit)
+            ).scalars().all()
+        claimed = []
+        for seq in candidates:
+            with self.engine.begin() as conn:
+                won = conn.execute(
+                    update(runs).where(runs.c.seq == seq, free)
+                    .values(lease_owner=worker, lease_expires=now + lease_seconds)
+                ).rowcount
+                if won:
+                    row = conn.execute(select(runs).where(runs.c.seq == seq)).first()
+                    if row is not None:
+                        claimed.append(_from_row(row))
+        return claimed
+
+    def count_by_state(self) -> dict[RunState, int]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(runs.c.state, func.count()).group_by(runs.c.state)).all()
+        return {RunState(state): n for state, n in rows}
