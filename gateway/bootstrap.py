@@ -185,7 +185,9 @@ class Components:
         from gateway.adapters.engines.cwltool import CwltoolEngine
 
         s = self.settings
-        engine = CwltoolEngine(Path(root) / "work", s.engine_api_url, s.wes_default_image, worker_id)
+        hidden = (s.data_dir, s.resolved_workspace_dir, Path(root))
+        engine = CwltoolEngine(Path(root) / "work", s.engine_api_url, s.wes_default_image, worker_id,
+                               sandbox=s.wes_engine_sandbox, hidden=hidden)
         return RunRunner(
             repo=self.runs.repo,
             tasks=self.tasks,

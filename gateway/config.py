@@ -104,6 +104,8 @@ class Settings:
     wes_max_workflow_bytes: int = 4 << 20
     # How the workflow engine reaches this gateway's TES API (default: http://host:port, loopback for 0.0.0.0).
     wes_engine_api_url: str = ""
+    # "bwrap": the engine sees only its run's files (needs bubblewrap); "none": unconfined (never in a TRE).
+    wes_engine_sandbox: str = "bwrap"
     default_page_size: int = 256
     max_page_size: int = 2047
     dispatcher_poll_seconds: float = 0.5
@@ -181,7 +183,8 @@ class Settings:
         return settings
 
     def validate(self) -> None:
-        choices = {"auth": ("dev", "oidc", "none"), "egress_review": ("human", "automatic")}
+        choices = {"auth": ("dev", "oidc", "none"), "egress_review": ("human", "automatic"),
+                   "wes_engine_sandbox": ("bwrap", "none")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise SettingsError(f"{name}: {getattr(self, name)!r} is not one of {', '.join(allowed)}")

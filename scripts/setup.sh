@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Idempotent set-up for `make run` and `make test` on a fresh Debian/Ubuntu machine:
-# system packages (podman, runc, static busybox, PostgreSQL server binaries), the virtualenv with
+# system packages (podman, runc, static busybox, bubblewrap, PostgreSQL server binaries), the virtualenv with
 # the project and its test dependencies, and the local base image the embedded image policy uses.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -9,6 +9,8 @@ cd "$here"
 need_apt=()
 command -v podman >/dev/null 2>&1 || need_apt+=(podman)
 command -v runc >/dev/null 2>&1 || need_apt+=(runc)
+# The workflow engine's sandbox (WES runs): the engine sees only its own run's files.
+command -v bwrap >/dev/null 2>&1 || need_apt+=(bubblewrap)
 # The executor helper must be a static binary: it is mounted into images that may lack a libc.
 if ! { [ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1; }; then need_apt+=(busybox-static); fi
 if [ "${1:-}" = "--test" ]; then

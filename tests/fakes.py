@@ -366,3 +366,129 @@ class InMemoryAuditLog:
 
     def actions(self) -> list[str]:
         return [e.event.action for e in self.rows]
+
+
+# ---------------------------------------------------------------- workflow runs
+
+from typing import Any  # noqa: E402
+
+from gateway.domain.runs import Run, RunState  # noqa: E402
+from gateway.services.ports import EngineExit, RunPage, RunQuery, StaleRun  # noqa: E402
+
+# Runs a worker keeps driving, PAUSED included (the run follows its release task's review).
+RUN_ACTIVE_STATES = frozenset(
+    {RunState.QUEUED, RunState.INITIALIZING, RunState.RUNNING, RunState.PAUSED, RunState.CANCELING}
+)
+
+
+class FakeRunRepository:
+    """Runs in a dict, keyset-paged on an insertion sequence; `audit` receives the events saved with a run."""
+
+    def __init__(self, audit: InMemoryAuditLog | None = None) -> None:
+        self.audit = audit if audit is not None else InMemoryAuditLog()
+        self.rows: dict[str, tuple[int, Run]] = {}
+        self.leases: dict[str, tuple[str, float]] = {}
+        self.seq = 0
+        self.lock = threading.Lock()
+
+    def add(self, run: Run) -> None:
+        with self.lock:
+            if run.id in self.rows:
+                raise ValueError(f"duplicate run id {run.id}")
+            self.seq += 1
+            self.rows[run.id] = (self.seq, replace(run, seq=self.seq))
+
+    def get(self, run_id: str) -> Run | None:
+        row = self.rows.get(run_id)
+        return row[1] if row else None
+
+    def save(self, run: Run, events: Sequence[AuditEvent] = ()) -> Run:
+        with self.lock:
+            seq, current = self.rows[run.id]
+            if current.version != run.version:
+                raise StaleRun(run.id)
+            saved = replace(run, version=run.version + 1, seq=seq)
+            self.rows[run.id] = (seq, saved)
+            for event in events:
+                self.audit.record(event)
+            return saved
+
+    def query(self, query: RunQuery) -> RunPage:
+        picked = [
+            (seq, r) for seq, r in sorted(self.rows.values(), key=lambda x: -x[0])
+            if (query.projects is None or r.project in query.projects)
+            and (query.before_seq is None or seq < query.before_seq)
+        ]
+        page = picked[: query.limit]
+        return RunPage([r for _, r in page], page[-1][0] if page else None, len(picked) > query.limit)
+
+    def claim_active(self, worker: str, lease_seconds: float, limit: int) -> list[Run]:
+        now = time.time()
+        out = []
+        with self.lock:
+            for _seq, r in sorted(self.rows.values(), key=lambda x: x[0]):
+                if r.state not in RUN_ACTIVE_STATES:
+                    continue
+                owner = self.leases.get(r.id)
+                if owner and owner[0] != worker and owner[1] >= now:
+                    continue
+                self.leases[r.id] = (worker, now + lease_seconds)
+                out.append(r)
+                if len(out) >= limit:
+                    break
+        return out
+
+    def expire_lease(self, run_id: str) -> None:
+        """Test helper: the worker holding the run's lease is gone and its lease has run out."""
+        with self.lock:
+            if run_id in self.leases:
+                self.leases[run_id] = (self.leases[run_id][0], 0.0)
+
+    def count_by_state(self) -> dict[RunState, int]:
+        counts: dict[RunState, int] = {}
+        for _, r in self.rows.values():
+            counts[r.state] = counts.get(r.state, 0) + 1
+        return counts
+
+
+@dataclass
+class FakeWorkflowEngine:
+    """Runs nothing. A run is known only to the instance that started it (another instance is another worker).
+
+    `finish(run_id, code)` scripts what the next polls report (None until then); `script(run_id, *results)`
+    queues several poll results (the last one repeats); `outputs_of[run_id]` is the CWL output object;
+    `start_error` makes `start` raise it.
+    """
+
+    worker: str = "w1"
+    name: str = "fake-engine"
+    version: str = "0.0"
+    started: dict[str, str] = field(default_factory=dict)  # run id -> engine token
+    stopped: list[str] = field(default_factory=list)
+    polls: dict[str, list[EngineExit | None]] = field(default_factory=dict)
+    outputs_of: dict[str, dict[str, Any]] = field(default_factory=dict)
+    start_error: Exception | None = None
+
+    def start(self, run: Run, engine_token: str) -> dict[str, Any]:
+        if self.start_error is not None:
+            raise self.start_error
+        self.started[run.id] = engine_token
+        return {"worker": self.worker, "pid": 1000 + len(self.started)}
+
+    def poll(self, run_id: str) -> EngineExit | None:
+        if run_id not in self.started:
+            raise NotFound(f"no engine for run {run_id} in worker {self.worker}")
+        queue = self.polls.get(run_id) or [None]
+        return queue.pop(0) if len(queue) > 1 else queue[0]
+
+    def stop(self, run_id: str) -> None:
+        self.stopped.append(run_id)
+
+    def outputs(self, run: Run) -> dict[str, Any]:
+        return dict(self.outputs_of.get(run.id, {}))
+
+    def finish(self, run_id: str, exit_code: int = 0, *, crashed: bool = False) -> None:
+        self.polls[run_id] = [EngineExit(exit_code, crashed)]
+
+    def script(self, run_id: str, *results: EngineExit | None) -> None:
+        self.polls[run_id] = list(results)

@@ -203,7 +203,7 @@ def is_relative_reference(value: str) -> bool:
 def resolve_relative(base_dir: str, value: str) -> str:
     """Join a relative reference to `base_dir`, refusing anything that climbs out of it."""
     joined = posixpath.normpath(posixpath.join(base_dir, value))
-    inside = (not joined.startswith(("/", "..")) and joined != ".") if not base_dir else (
+    inside = (not (joined == ".." or joined.startswith(("/", "../"))) and joined != ".") if not base_dir else (
         joined == base_dir or joined.startswith(base_dir.rstrip("/") + "/"))
     if not inside:
         raise InvalidRequest(f"workflow_params: {value!r} points outside the run's attachments")

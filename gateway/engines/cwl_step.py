@@ -71,10 +71,11 @@ A docker-compatible command for cwltool --user-space-docker-cmd: each `run` beco
 the TRE gateway (inputs and outputs by file:// URLs of the object store), polled until it ends.
 
 run options: --volume/-v HOST:TARGET[:ro|rw], --mount type=bind,source=..,target=..[,readonly],
-  --tmpfs PATH, --workdir/-w PATH, --env/-e K[=V], --cidfile PATH, --cpus N, --memory/-m SIZE,
-  --name NAME; accepted and ignored: --rm, -i, -t, --init, --read-only, --user, --net/--network,
-  --log-driver, --log-opt, --shm-size, --userns, --gpus, --memory-swap, --memory-reservation,
-  --ulimit, --label, --security-opt, --cap-drop, --pids-limit, --platform, --pull.
+  --tmpfs PATH, --workdir/-w PATH, --env/-e K[=V], --cidfile PATH, --cpus N and --memory/-m SIZE
+  (TES resources), --name NAME (the step: task name and `wes_step` tag); accepted and ignored:
+  --rm, -i, -t, --init, --read-only, --user, --net/--network, --log-driver, --log-opt, --shm-size,
+  --userns, --gpus, --memory-swap, --memory-reservation, --ulimit, --label, --security-opt,
+  --cap-drop, --pids-limit, --platform, --pull.
 Image commands (pull, inspect, images) succeed without doing anything: the gateway applies its
 image policy when the task is submitted. load, import and build are refused.
 
@@ -311,7 +312,7 @@ def _parse_volume(spec: str) -> Volume:
 
 def _parse_mount(spec: str) -> Volume | str:
     """docker's --mount CSV: type=bind,source=..,target=..[,readonly]; type=tmpfs gives a scratch path."""
-    import csv  # noqa: PLC0415 - only needed for --mount, which cwltool's user-space mode never uses
+    import csv  # only needed for --mount, which cwltool's user-space mode never uses
 
     row = next(csv.reader([spec]), [])
     opts: dict[str, str] = {}
@@ -584,6 +585,8 @@ def build_task(invocation: DockerInvocation, fds: Mapping[int, str | None], env:
         "executors": [executor],
         "tags": {"project": project, "wes_run": run_id},
     }
+    if invocation.name:  # cwltool's job name, when started through gateway.engines.cwltool_main
+        task["tags"]["wes_step"] = _truncate(invocation.name, 4096)
     if plan.inputs:
         task["inputs"] = plan.inputs
     if outputs:
@@ -614,7 +617,7 @@ def _task_env(requested: Sequence[tuple[str, str | None]], own: Mapping[str, str
 
 
 def _command_line(argv: Sequence[str]) -> str:
-    import shlex  # noqa: PLC0415
+    import shlex
 
     return shlex.join(argv)
 
@@ -660,7 +663,7 @@ def outcome(task: Mapping[str, Any], *, stdout_mapped: bool = False, stderr_mapp
     state = task.get("state")
     task_id = task.get("id", "?")
     logs = task.get("logs") or []
-    executor_logs = [e for e in (logs[-1].get("logs") or [])] if logs else []
+    executor_logs = list(logs[-1].get("logs") or []) if logs else []
     last = executor_logs[-1] if executor_logs else {}
     stdout = "" if stdout_mapped else "".join(str(e.get("stdout") or "") for e in executor_logs)
     if state == "COMPLETE":
@@ -697,7 +700,7 @@ class TesClient:
         self.retry_seconds = retry_seconds
 
     def request(self, method: str, path: str, body: Any = None, timeout: float = REQUEST_TIMEOUT) -> tuple[int, Any]:
-        import http.client  # noqa: PLC0415 - costly, and not needed by --help or the image commands
+        import http.client  # costly, and not needed by --help or the image commands
 
         conn: http.client.HTTPConnection
         if self.scheme == "https":
@@ -727,7 +730,7 @@ class TesClient:
 
     def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         """`request`, retrying connection errors, 5xx and 429 for up to `retry_seconds`."""
-        import http.client  # noqa: PLC0415
+        import http.client
 
         deadline = time.monotonic() + self.retry_seconds
         delay = 0.2
@@ -739,7 +742,7 @@ class TesClient:
                 problem = f"HTTP {status}: {_message(payload)}"
             except (OSError, http.client.HTTPException) as exc:
                 problem = f"{type(exc).__name__}: {exc}"
-            if time.monotonic() + delay > deadline:
+            if time.monotonic() + delay > deadline or _stop_pending():
                 raise StepError(f"the gateway at {self.host} did not answer {method} {path}: {problem}", EXIT_FAILED)
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
@@ -761,7 +764,7 @@ class TesClient:
 
     def cancel(self, task_id: str, timeout: float = CANCEL_TIMEOUT) -> bool:
         """One best-effort attempt; True if the gateway accepted it."""
-        import http.client  # noqa: PLC0415
+        import http.client
 
         try:
             status, _ = self.request("POST", f"/tasks/{quote(task_id, safe='')}:cancel", {}, timeout=timeout)
@@ -795,6 +798,14 @@ def _write(fd: int, text: str) -> None:
         pass  # nowhere left to report to
 
 
+STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT})
+
+
+def _stop_pending() -> bool:
+    """A stop signal waits while it is blocked (during the submission): no point in retrying then."""
+    return bool(STOP_SIGNALS & signal.sigpending())
+
+
 def _interrupt(signum: int, _frame: Any) -> NoReturn:
     raise _Interrupted(signum)
 
@@ -820,7 +831,7 @@ def _run(invocation: DockerInvocation, env: Mapping[str, str]) -> int:
         if option.startswith("--gpus"):
             _say(f"ignored {option}: GPUs are not available to steps")
     parent = os.getppid()
-    signals = {signal.SIGTERM, signal.SIGINT}
+    signals = STOP_SIGNALS
     previous = {s: signal.signal(s, _interrupt) for s in signals}
     task_id: str | None = None
     try:

@@ -370,6 +370,7 @@ class WorkflowEngine(Protocol):
         """Stop the engine and every step command it started; safe for unknown or finished runs."""
         ...
 
-    def outputs(self, run: Run) -> dict[str, Any]:
-        """The CWL output object the engine printed, or {} if it printed none."""
+    def outputs(self, run: Run) -> dict[str, Any] | None:
+        """The CWL output object the engine printed, or None if it printed none (the run did not succeed;
+        cwltool exits 0 after some failures, e.g. a document that fails validation)."""
         ...

@@ -11,24 +11,30 @@ automated checks and human review as any task's outputs. The run is PAUSED while
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from gateway.domain.errors import DomainError, NotFound
+from gateway.domain.errors import DomainError, InvalidRequest, NotFound
 from gateway.domain.identity import Principal, Role
 from gateway.domain.runs import RUN_TAG, Run, RunState
 from gateway.domain.states import TaskState
 from gateway.domain.task import system_log
-from gateway.services.ports import Area, ObjectStore, RunRepository, StaleRun, WorkflowEngine
+from gateway.services.ports import Area, ObjectStore, RunRepository, StaleRun, WorkflowEngine, check_key
 from gateway.services.runs import OUTPUTS_DIR, run_key, run_state_event
 from gateway.services.tasks import TaskService
 
 log = logging.getLogger(__name__)
 
 RELEASE_STEP = "release outputs"
+
+
+def output_object_name(run: Run) -> str:
+    """The file that carries the run's output object (all values, not only files) through review."""
+    return f"wes-run-{run.id}-outputs.json"
 
 
 def engine_identity(run: Run) -> Principal:
@@ -103,18 +109,27 @@ class RunRunner:
         if ended.crashed:
             return self._fail(run, "engine_failed", f"the engine ended abnormally (status {ended.exit_code})",
                               exit_code=ended.exit_code)
-        if ended.exit_code != 0:
-            failed = run.updated(exit_code=ended.exit_code)
+        outputs = self.engine.outputs(run) if ended.exit_code == 0 else None
+        if outputs is None:
+            code = ended.exit_code or 1
+            failed = run.updated(exit_code=code)
             detail = f"the workflow failed (engine exit code {ended.exit_code}); see the run's stderr log"
             self._cancel_steps(run)
             return self._save(failed.moved_to(RunState.EXECUTOR_ERROR, at=self.now(),
                                               reason=system_log("workflow_failed", detail)), run.state)
-        outputs = self.engine.outputs(run)
         finished = run.updated(exit_code=0, outputs=outputs)
+        if outputs:
+            # Output values that are not files (strings, numbers) can carry data too: they leave only as
+            # this file, reviewed with the others, and the run log shows them only once it is released.
+            self.store.put_bytes(Area.WORK, run_key(run, OUTPUTS_DIR + output_object_name(run)),
+                                 json.dumps(outputs, indent=2, sort_keys=True).encode())
         produced = any(True for _ in self.store.list(Area.WORK, run_key(run, OUTPUTS_DIR)))
         if not produced:
             return self._save(finished.moved_to(RunState.COMPLETE, at=self.now()), run.state)
-        task = self.tasks.create(engine_identity(run), self._release_task(run))
+        try:
+            task = self.tasks.create(engine_identity(run), self._release_task(run))
+        except DomainError as exc:
+            return self._fail(finished, "release_failed", f"the release task could not be created: {exc.msg}")
         return self._save(finished.updated(release_task_id=task.id), run.state)
 
     def _release_task(self, run: Run) -> dict[str, Any]:
@@ -137,12 +152,16 @@ class RunRunner:
             return self._fail(run, "release_lost", "the release task of the run's outputs is gone")
         if task.state is TaskState.PAUSED:
             if run.state is RunState.RUNNING:
-                return self._save(run.moved_to(RunState.PAUSED, at=self.now()), run.state)
+                request = task.metadata.get("egress_request")
+                waiting = system_log("awaiting_output_review", "the run's outputs wait for output checkers",
+                                     egress_request=request, release_task=task.id)
+                return self._save(run.moved_to(RunState.PAUSED, at=self.now(), reason=waiting), run.state)
             return run
         if not task.state.is_terminal:
             return run
         if task.state is TaskState.COMPLETE:
-            released = run.updated(outputs=self._released_outputs(run, run.outputs))
+            values = self.store.exists(Area.RELEASED, f"{run.project}/runs/{run.id}/{output_object_name(run)}")
+            released = run.updated(outputs=self._released_outputs(run, run.outputs, values))
             # A partial release carries the withheld list in the task's last system log; the run shows it too.
             reason = task.system_logs[-1] if task.system_logs else None
             return self._save(released.moved_to(RunState.COMPLETE, at=self.now(), reason=reason), run.state)
@@ -151,27 +170,36 @@ class RunRunner:
         return self._save(run.updated(outputs={}).moved_to(RunState.SYSTEM_ERROR, at=self.now(), reason=reason),
                           run.state)
 
-    def _released_outputs(self, run: Run, outputs: Any) -> Any:
-        """The engine's output object with work-area locations replaced by released ones (withheld: null)."""
-        work = self.store.url_for(Area.WORK, run_key(run, OUTPUTS_DIR))
+    def _released_outputs(self, run: Run, outputs: Any, values_released: bool, in_file: bool = False) -> Any:
+        """The engine's output object with work-area locations replaced by released ones.
+
+        Withheld files become null; so do all plain values unless the output object itself was released.
+        """
         if isinstance(outputs, list):
-            return [self._released_outputs(run, v) for v in outputs]
+            return [self._released_outputs(run, v, values_released, in_file) for v in outputs]
         if not isinstance(outputs, dict):
-            return outputs
+            return outputs if values_released or in_file else None
         if outputs.get("class") in ("File", "Directory") and isinstance(outputs.get("location"), str):
-            location: str = outputs["location"]
-            if not location.startswith(work):
+            where = self.store.locate(outputs["location"])
+            prefix = run_key(run, OUTPUTS_DIR)
+            if where is None or where.area is not Area.WORK or not (where.key + "/").startswith(prefix):
                 return None
-            relative = location[len(work):]
-            key = f"{run.project}/runs/{run.id}/{relative}"
+            key = f"{run.project}/runs/{run.id}/{where.key[len(prefix):]}".rstrip("/")
+            try:
+                check_key(key)
+            except InvalidRequest:
+                return None
             if outputs["class"] == "File" and not self.store.exists(Area.RELEASED, key):
                 return None
-            moved = {k: self._released_outputs(run, v) for k, v in outputs.items() if k != "path"}
+            # `contents` (loadContents) is data, not a description of the file: shown only with the values.
+            hidden = {"path"} if values_released else {"path", "contents"}
+            moved = {k: self._released_outputs(run, v, values_released, True) for k, v in outputs.items()
+                     if k not in hidden}
             moved["location"] = self.store.url_for(Area.RELEASED, key)
             if "listing" in moved:
                 moved["listing"] = [e for e in moved["listing"] if e is not None]
             return moved
-        return {k: self._released_outputs(run, v) for k, v in outputs.items()}
+        return {k: self._released_outputs(run, v, values_released, in_file) for k, v in outputs.items()}
 
     # ------------------------------------------------------------ stopping
 

@@ -181,8 +181,10 @@ class RunService:
     def _checked_reference(self, ref: FileReference, project: str, named: dict[str, Upload], prefix: str) -> str:
         where = f"workflow_params{ref.pointer}/{ref.key}"
         if is_relative_reference(ref.value):
-            name = resolve_relative("", ref.value) if not ref.value.startswith("./") else ref.value[2:]
-            name = resolve_relative("", name)
+            try:
+                name = resolve_relative("", ref.value)
+            except InvalidRequest as exc:
+                raise InvalidRequest(f"{where}: {exc.msg.removeprefix('workflow_params: ')}") from None
             if name not in named and not any(n.startswith(name.rstrip("/") + "/") for n in named):
                 raise InvalidRequest(f"{where}: {ref.value!r} is not an attachment of this request")
             return self.store.url_for(Area.WORK, prefix + WORKFLOW_DIR + name)

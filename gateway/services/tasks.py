@@ -89,6 +89,9 @@ class TaskService:
         if task is None:
             raise NotFound(f"task {task_id!r} not found")
         principal.check_visible(task.project, f"task {task_id!r}")
+        if principal.run_scope is not None and task.spec.tags.get(RUN_TAG) != principal.run_scope:
+            # A run's engine sees (and so can cancel) only its own run's tasks.
+            raise NotFound(f"task {task_id!r} not found")
         return task
 
     def list(
@@ -106,6 +109,8 @@ class TaskService:
         if len(values) > len(keys):
             raise InvalidRequest("tag_value: every tag_value needs a tag_key before it")
         tags = tuple((k, values[i] if i < len(values) else "") for i, k in enumerate(keys))
+        if principal.run_scope is not None:
+            tags += ((RUN_TAG, principal.run_scope),)
         query = TaskQuery(
             projects=None if principal.is_admin else principal.projects,
             name_prefix=name_prefix or None,

@@ -1,1 +1,6 @@
-"""Five Safes RO-Crate adapters: safe intake of BagIt/crate archives, result bags, offline SHACL validation."""
+"""RO-Crate adapters.
+
+Five Safes request/result crates: `bagit` (safe intake of a BagIt zip or crate directory, result bags),
+`shacl` (offline validation against the bundled Five Safes shapes), with `safe_unpack`, `contexts` and
+`checksums` as their helpers. Workflow Run Crates of WES runs: `run_crate`, `run_provenance`.
+"""

@@ -339,8 +339,9 @@ class _Builder:
                 props["contentSize"] = str(value["size"])
             if _is_url(location):
                 if value["class"] == "Directory":
-                    entity = self.crate.add_dataset(source=location, fetch_remote=False, validate_url=False,
-                                                    properties=props)
+                    entity = self.crate.add_dataset(
+                        source=location, fetch_remote=False, validate_url=False, properties=props
+                    )
                     return [entity]
                 return [self.add_remote_file(location, props)]
             attached = self.workflow_files.get(location.removeprefix("./"))
@@ -392,10 +393,12 @@ class _Builder:
                 continue
             if isinstance(value, list) and any(isinstance(v, dict) and "class" in v for v in value):
                 continue
-            results.append(self.contextual(
-                f"#pv-output/{_frag(str(name))}",
-                {"@type": "PropertyValue", "name": str(name), "value": _scalar(value), "exampleOfWork": param},
-            ))
+            results.append(
+                self.contextual(
+                    f"#pv-output/{_frag(str(name))}",
+                    {"@type": "PropertyValue", "name": str(name), "value": _scalar(value), "exampleOfWork": param},
+                )
+            )
         return results
 
     # ---- people
@@ -404,8 +407,9 @@ class _Builder:
         run = self.run
         org = None
         if run.project:
-            org = self.contextual(f"#project-{_frag(run.project)}",
-                                  {"@type": "Organization", "name": f"Project {run.project}"})
+            org = self.contextual(
+                f"#project-{_frag(run.project)}", {"@type": "Organization", "name": f"Project {run.project}"}
+            )
         if run.agent:
             props: dict[str, Any] = {"@type": "Person", "name": run.agent}
             if org is not None:
@@ -450,7 +454,8 @@ class _Builder:
                 props["description"] = "; ".join(details)
             if step.state in _FAILED:
                 props["error"] = f"TES task ended {step.state}" + (
-                    f" (exit code {step.exit_code})" if step.exit_code is not None else "")
+                    f" (exit code {step.exit_code})" if step.exit_code is not None else ""
+                )
             for key, value in (("startTime", _iso(step.start_time)), ("endTime", _iso(step.end_time))):
                 if value:
                     props[key] = value
@@ -459,8 +464,12 @@ class _Builder:
             action = self.crate.add_action(tool, identifier=f"#step-run-{index}", properties=props)
             control = self.contextual(
                 f"#step-control-{index}",
-                {"@type": "ControlAction", "name": f"orchestrate {step.name}", "instrument": how_to[step.name],
-                 "object": action},
+                {
+                    "@type": "ControlAction",
+                    "name": f"orchestrate {step.name}",
+                    "instrument": how_to[step.name],
+                    "object": action,
+                },
             )
             step_actions.append(action)
             control_actions.append(control)
@@ -471,8 +480,10 @@ class _Builder:
             attached = self.workflow_files.get(str(_safe_relative(step.tool_path, "tool path")))
             if attached is not None:
                 if "SoftwareApplication" not in attached.type:
-                    attached._jsonld["@type"] = [*([attached.type] if isinstance(attached.type, str)
-                                                   else attached.type), "SoftwareApplication"]
+                    attached._jsonld["@type"] = [
+                        *([attached.type] if isinstance(attached.type, str) else attached.type),
+                        "SoftwareApplication",
+                    ]
                 if attached not in (workflow.get("hasPart") or []):
                     workflow.append_to("hasPart", attached)
                 return attached
@@ -522,7 +533,10 @@ class _Builder:
         if agent is not None:
             props["agent"] = agent
         run_action = crate.add_action(
-            workflow, identifier=f"#run-{_frag(run.run_id)}", object=_unique(objects), result=_unique(results),
+            workflow,
+            identifier=f"#run-{_frag(run.run_id)}",
+            object=_unique(objects),
+            result=_unique(results),
             properties=props,
         )
         step_actions, control_actions = self.steps(workflow, agent)

@@ -56,13 +56,15 @@ class RunCrateBuilder:
         files = []
         for obj in self.store.list(Area.RELEASED, prefix):
             local = self.work_root.parent / Area.RELEASED.value / obj.key
-            files.append(RunCrateFile(
-                local_path=local if local.is_file() else None,
-                crate_path="outputs/" + obj.key[len(prefix):],
-                sha256=obj.sha256,
-                size=obj.size_bytes,
-                url=self.store.url_for(Area.RELEASED, obj.key),
-            ))
+            files.append(
+                RunCrateFile(
+                    local_path=local if local.is_file() else None,
+                    crate_path="outputs/" + obj.key[len(prefix) :],
+                    sha256=obj.sha256,
+                    size=obj.size_bytes,
+                    url=self.store.url_for(Area.RELEASED, obj.key),
+                )
+            )
         return files
 
     def crate_zip(self, principal: Principal, run_id: str, wes_base_url: str) -> bytes:

@@ -80,7 +80,7 @@ class SqlRunRepository:
                     project=run.project,
                     state=run.state.value,
                     version=run.version,
-                    created_at=run.created_at,
+                    created_at=run.created_at.astimezone(UTC),
                     request=run.request.to_dict(),
                     record=_record(run),
                 )

@@ -22,6 +22,7 @@ from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Any
 
+from gateway.adapters.engines.sandbox import bwrap_command
 from gateway.domain.errors import BackendError, NotFound
 from gateway.domain.runs import Run
 from gateway.services.ports import EngineExit
@@ -52,8 +53,16 @@ class CwltoolEngine:
     name = "cwltool"
 
     def __init__(self, work_root: Path, api_url: str, default_image: str, worker_id: str,
-                 python: str = sys.executable) -> None:
-        """`work_root` is the directory of the object store's `work` area; `api_url` the gateway's base URL."""
+                 python: str = sys.executable, sandbox: str = "bwrap", hidden: tuple[Path, ...] = ()) -> None:
+        """`work_root` is the directory of the object store's `work` area; `api_url` the gateway's base URL.
+
+        `sandbox` is "bwrap" (the engine sees only its run, see sandbox.py) or "none"; `hidden` are folders
+        the sandboxed engine must not see (the gateway's data directory and store).
+        """
+        if sandbox not in ("bwrap", "none"):
+            raise ValueError(f"wes_engine_sandbox: {sandbox!r} is not one of bwrap, none")
+        self.sandbox = sandbox
+        self.hidden = hidden
         self.work_root = work_root.resolve()
         self.store_root = self.work_root.parent
         self.api_url = api_url.rstrip("/")
@@ -72,7 +81,7 @@ class CwltoolEngine:
         path, _, fragment = workflow.partition("#")
         target = str(self._dir(run, WORKFLOW_DIR + path)) + (f"#{fragment}" if fragment else "")
         return [
-            self.python, "-m", "cwltool",
+            self.python, "-m", "gateway.engines.cwltool_main",
             "--user-space-docker-cmd", str(step_command),
             "--default-container", self.default_image,
             "--tmpdir-prefix", str(self._dir(run, "tmp")) + "/",
@@ -102,6 +111,10 @@ class CwltoolEngine:
             "TRE_GATEWAY_ENGINE_STORE_ROOT": str(self.store_root),
         }
         command = self.command(run, step_command)
+        if self.sandbox == "bwrap":
+            areas = self.store_root
+            readable = [areas / "inputs" / run.project, areas / "released" / run.project]
+            command = bwrap_command(self._dir(run), readable, (*self.hidden, areas), engine_dir) + command
         try:
             with open(self._dir(run, LOG_FILES["stdout"]), "wb") as out, \
                     open(self._dir(run, LOG_FILES["stderr"]), "wb") as err:
@@ -113,8 +126,7 @@ class CwltoolEngine:
             raise BackendError(f"cannot start cwltool: {exc}") from exc
         with self._lock:
             self._processes[run.id] = process
-        shown = [part if "TOKEN" not in part else "***" for part in command]
-        return {"worker": self.worker_id, "pid": process.pid, "cmd": shown}
+        return {"worker": self.worker_id, "pid": process.pid, "cmd": self.command(run, step_command)}
 
     def poll(self, run_id: str) -> EngineExit | None:
         with self._lock:
@@ -143,9 +155,9 @@ class CwltoolEngine:
         except ProcessLookupError:
             pass
 
-    def outputs(self, run: Run) -> dict[str, Any]:
+    def outputs(self, run: Run) -> dict[str, Any] | None:
         try:
-            value = json.loads(self._dir(run, LOG_FILES["stdout"]).read_text() or "{}")
+            value = json.loads(self._dir(run, LOG_FILES["stdout"]).read_text())
         except (OSError, ValueError):
-            return {}
-        return value if isinstance(value, dict) else {}
+            return None
+        return value if isinstance(value, dict) else None

@@ -126,21 +126,37 @@ def two_step_run(tmp_path: Path, **overrides: Any) -> RunCrate:
                 url=f"{RELEASED}/counts.csv",
                 media_type="text/csv",
             ),
-            RunCrateFile(local_path=None, crate_path="outputs/summary.pdf", sha256="ab" * 32, size=9000,
-                         url=f"{RELEASED}/summary.pdf"),
+            RunCrateFile(
+                local_path=None,
+                crate_path="outputs/summary.pdf",
+                sha256="ab" * 32,
+                size=9000,
+                url=f"{RELEASED}/summary.pdf",
+            ),
         ],
         steps=[
             RunCrateStep(
-                name="count", tes_task_id="t-1", tes_uri="https://tre.example.org/ga4gh/tes/v1/tasks/t-1",
+                name="count",
+                tes_task_id="t-1",
+                tes_uri="https://tre.example.org/ga4gh/tes/v1/tasks/t-1",
                 image="registry.tre.example.org/tools/python:3.12@sha256:" + "1" * 64,
-                command=["python", "count.py", "--threshold", "5"], state="COMPLETE",
-                start_time=t0.replace(minute=1), end_time=t0.replace(minute=2), exit_code=0,
+                command=["python", "count.py", "--threshold", "5"],
+                state="COMPLETE",
+                start_time=t0.replace(minute=1),
+                end_time=t0.replace(minute=2),
+                exit_code=0,
                 tool_path="tools/count.cwl",
             ),
             RunCrateStep(
-                name="summarise", tes_task_id="t-2", tes_uri="https://tre.example.org/ga4gh/tes/v1/tasks/t-2",
-                image="alpine:3.20", command=["sh", "-c", "summarise > summary.pdf"], state="COMPLETE",
-                start_time="2024-05-01T12:03:00Z", end_time="2024-05-01T12:04:00Z", exit_code=0,
+                name="summarise",
+                tes_task_id="t-2",
+                tes_uri="https://tre.example.org/ga4gh/tes/v1/tasks/t-2",
+                image="alpine:3.20",
+                command=["sh", "-c", "summarise > summary.pdf"],
+                state="COMPLETE",
+                start_time="2024-05-01T12:03:00Z",
+                end_time="2024-05-01T12:04:00Z",
+                exit_code=0,
             ),
         ],
         state="COMPLETE",
@@ -218,8 +234,13 @@ def test_root_dataset_conforms_to_the_run_crate_profiles(written: tuple[Path, di
     assert root["identifier"] == "https://tre.example.org/ga4gh/wes/v1/runs/run-7"
     assert root["mainEntity"] == {"@id": "workflow/main.cwl"}
     # Every data entity is reachable from the root.
-    assert {"workflow/main.cwl", "workflow/tools/count.cwl", "outputs/counts.csv", f"{RELEASED}/summary.pdf",
-            "file:///tre/inputs/p1/table.csv"} <= set(ids(root["hasPart"]))
+    assert {
+        "workflow/main.cwl",
+        "workflow/tools/count.cwl",
+        "outputs/counts.csv",
+        f"{RELEASED}/summary.pdf",
+        "file:///tre/inputs/p1/table.csv",
+    } <= set(ids(root["hasPart"]))
 
 
 def test_main_entity_is_the_cwl_workflow(written: tuple[Path, dict[str, dict[str, Any]], Path]) -> None:
@@ -240,7 +261,8 @@ def test_main_entity_is_the_cwl_workflow(written: tuple[Path, dict[str, dict[str
     # Provenance Run Crate: steps (HowToStep -> tool), tools as parts of the workflow.
     steps = [g[s] for s in ids(wf["step"])]
     assert [(s["@type"], s["name"], s["position"]) for s in steps] == [
-        ("HowToStep", "count", "0"), ("HowToStep", "summarise", "1"),
+        ("HowToStep", "count", "0"),
+        ("HowToStep", "summarise", "1"),
     ]
     assert steps[0]["workExample"] == {"@id": "workflow/tools/count.cwl"}
     assert "SoftwareApplication" in types(g["workflow/tools/count.cwl"])
@@ -296,10 +318,12 @@ def test_one_create_action_per_step_with_image_and_tes_task(
     written: tuple[Path, dict[str, dict[str, Any]], Path],
 ) -> None:
     _, g, _ = written
-    steps = sorted((e for e in g.values() if e["@type"] == "CreateAction" and "containerImage" in e),
-                   key=lambda e: e["identifier"])
+    steps = sorted(
+        (e for e in g.values() if e["@type"] == "CreateAction" and "containerImage" in e), key=lambda e: e["identifier"]
+    )
     assert [s["identifier"] for s in steps] == [
-        "https://tre.example.org/ga4gh/tes/v1/tasks/t-1", "https://tre.example.org/ga4gh/tes/v1/tasks/t-2",
+        "https://tre.example.org/ga4gh/tes/v1/tasks/t-1",
+        "https://tre.example.org/ga4gh/tes/v1/tasks/t-2",
     ]
     count, summarise = steps
     assert count["instrument"] == {"@id": "workflow/tools/count.cwl"}
@@ -311,7 +335,10 @@ def test_one_create_action_per_step_with_image_and_tes_task(
     assert image["@type"] == "ContainerImage"
     assert image["additionalType"] == {"@id": "https://w3id.org/ro/terms/workflow-run#DockerImage"}
     assert (image["registry"], image["name"], image["tag"], image["sha256"]) == (
-        "registry.tre.example.org", "tools/python", "3.12", "1" * 64,
+        "registry.tre.example.org",
+        "tools/python",
+        "3.12",
+        "1" * 64,
     )
     alpine = g[summarise["containerImage"]["@id"]]
     assert (alpine["registry"], alpine["name"], alpine["tag"]) == ("docker.io", "alpine", "3.20")
@@ -322,7 +349,8 @@ def test_one_create_action_per_step_with_image_and_tes_task(
     # ControlActions link each HowToStep to its tool run; the OrganizeAction ties the engine to them.
     controls = [e for e in g.values() if e["@type"] == "ControlAction"]
     assert {(c["instrument"]["@id"], c["object"]["@id"]) for c in controls} == {
-        ("#step/count", count["@id"]), ("#step/summarise", summarise["@id"]),
+        ("#step/count", count["@id"]),
+        ("#step/summarise", summarise["@id"]),
     }
     (organize,) = [e for e in g.values() if e["@type"] == "OrganizeAction"]
     engine = g[organize["instrument"]["@id"]]
@@ -349,12 +377,21 @@ def test_rocrate_library_reads_the_zip_back(written: tuple[Path, dict[str, dict[
 
 def test_failed_run_and_step_are_failed_actions(tmp_path: Path) -> None:
     base = two_step_run(tmp_path)
-    steps = [base.steps[0], RunCrateStep(
-        name="summarise", tes_task_id="t-2", tes_uri="https://tre.example.org/ga4gh/tes/v1/tasks/t-2",
-        image="alpine", command=["false"], state="EXECUTOR_ERROR", exit_code=1,
-    )]
-    run = RunCrate(**{**base.__dict__, "state": "EXECUTOR_ERROR", "steps": steps, "outputs": {},
-                      "output_files": [], "agent": None})
+    steps = [
+        base.steps[0],
+        RunCrateStep(
+            name="summarise",
+            tes_task_id="t-2",
+            tes_uri="https://tre.example.org/ga4gh/tes/v1/tasks/t-2",
+            image="alpine",
+            command=["false"],
+            state="EXECUTOR_ERROR",
+            exit_code=1,
+        ),
+    ]
+    run = RunCrate(
+        **{**base.__dict__, "state": "EXECUTOR_ERROR", "steps": steps, "outputs": {}, "output_files": [], "agent": None}
+    )
     g = graph(build_run_crate_metadata(run))
     (wf_run,) = [
         e for e in g.values() if e["@type"] == "CreateAction" and e["instrument"]["@id"] == "workflow/main.cwl"
@@ -371,8 +408,13 @@ def test_failed_run_and_step_are_failed_actions(tmp_path: Path) -> None:
 
 def test_scattered_step_runs_share_one_step(tmp_path: Path) -> None:
     base = two_step_run(tmp_path)
-    shard = RunCrateStep(name="count", tes_task_id="t-3", tes_uri="https://tre.example.org/ga4gh/tes/v1/tasks/t-3",
-                         image=base.steps[0].image, tool_path="tools/count.cwl")
+    shard = RunCrateStep(
+        name="count",
+        tes_task_id="t-3",
+        tes_uri="https://tre.example.org/ga4gh/tes/v1/tasks/t-3",
+        image=base.steps[0].image,
+        tool_path="tools/count.cwl",
+    )
     g = graph(build_run_crate_metadata(RunCrate(**{**base.__dict__, "steps": [*base.steps, shard]})))
     assert len([e for e in g.values() if e["@type"] == "HowToStep"]) == 2
     assert len([e for e in g.values() if e["@type"] == "ControlAction"]) == 3
