@@ -46,6 +46,7 @@ from gateway.services.ports import ComputeBackend, ObjectStore
 from gateway.services.run_runner import RunRunner
 from gateway.services.runner import TaskRunner
 from gateway.services.runs import RunService
+from gateway.services.submissions import SubmissionService
 from gateway.services.tasks import TaskService
 
 
@@ -121,6 +122,7 @@ class Components:
     access_tokens: AccessTokenService
     airlock: AirlockService
     runs: RunService
+    submissions: SubmissionService
     authenticator: Authenticator | None
     metrics: Metrics
     backend_factory: Callable[[], ComputeBackend]
@@ -155,6 +157,7 @@ class Components:
                 runner=runner,
                 backend=self.backend,
                 runs=self.run_runner(worker_id),
+                followers=(self.submissions.follow_once,),
                 worker_id=worker_id,
                 poll_interval=s.dispatcher_poll_seconds,
                 lease_seconds=s.dispatcher_lease_seconds,
@@ -301,6 +304,24 @@ def build(
         default_page_size=settings.default_page_size,
         max_page_size=settings.max_page_size,
     )
+    from gateway.adapters.crates.mirror import FolderWorkflowMirror
+    from gateway.adapters.crates.tools import LocalCrateTools
+    from gateway.adapters.db.submission_repository import SqlCratePolicyRepository, SqlSubmissionRepository
+
+    root = getattr(store, "root", None)
+    submissions = SubmissionService(
+        repo=SqlSubmissionRepository(engine),
+        policies=SqlCratePolicyRepository(engine),
+        runs=runs,
+        egress_requests=airlock.requests,
+        tools=LocalCrateTools(),
+        mirror=FolderWorkflowMirror(settings.five_safes_workflow_mirror),
+        store=store,
+        work_root=Path(root) / "work" if root is not None else None,
+        new_id=new_task_id,
+        now=utcnow,
+        audit=audit,
+    )
     chosen_store = store
     return Components(
         settings=settings,
@@ -310,6 +331,7 @@ def build(
         access_tokens=access_tokens,
         airlock=airlock,
         runs=runs,
+        submissions=submissions,
         authenticator=authenticator,
         metrics=metrics,
         backend_factory=(lambda: backend) if backend is not None else (lambda: backend_factory(settings, chosen_store)),

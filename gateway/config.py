@@ -106,6 +106,8 @@ class Settings:
     wes_engine_api_url: str = ""
     # "bwrap": the engine sees only its run's files (needs bubblewrap); "none": unconfined (never in a TRE).
     wes_engine_sandbox: str = "bwrap"
+    # Five Safes crates: the folder of Workflow RO-Crates the TRE has approved copies of (index.json inside).
+    five_safes_workflow_mirror: Path | None = None
     default_page_size: int = 256
     max_page_size: int = 2047
     dispatcher_poll_seconds: float = 0.5

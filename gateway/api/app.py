@@ -17,7 +17,7 @@ from connexion.resolver import Resolver
 from flask import Response, redirect
 from starlette.exceptions import HTTPException
 
-from gateway.api import accounts, airlock, tes, wes
+from gateway.api import accounts, airlock, five_safes, tes, wes
 from gateway.api.errors import error_body, problem_handler, status_for, unexpected_handler
 from gateway.api.limits import BodySizeLimit, RejectControlCharacters
 from gateway.api.security import security_map
@@ -66,7 +66,7 @@ def create_app(settings: Settings, components: Components | None = None) -> conn
     """Build the web app. Nothing is fetched from the network; the database schema is migrated."""
     c = components or build(settings)
     table: dict[str, Callable[..., Any]] = {}
-    for group in (tes.handlers(c), accounts.handlers(c), airlock.handlers(c)):
+    for group in (tes.handlers(c), accounts.handlers(c), airlock.handlers(c), five_safes.handlers(c)):
         table.update({name: _instrumented(name, fn, c) for name, fn in group.items()})
 
     # WES reuses operationIds of TES (GetServiceInfo, ListTasks, GetTask): it gets its own table.
@@ -91,6 +91,7 @@ def create_app(settings: Settings, components: Components | None = None) -> conn
     app.add_api("tes.yaml", base_path="/ga4gh/tes/v1", **common)
     app.add_api("gateway.yaml", base_path="/gateway/v1", **common)
     app.add_api("airlock.yaml", base_path="/airlock/v1", **common)
+    app.add_api("five-safes.yaml", base_path="/five-safes/v1", **common)
     app.add_api("wes.yaml", base_path="/ga4gh/wes/v1",
                 **{**common, "resolver": Resolver(lambda operation_id: wes_table[operation_id])})
     app.add_middleware(RejectControlCharacters, position=MiddlewarePosition.BEFORE_EXCEPTION)

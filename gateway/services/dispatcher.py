@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -32,6 +33,8 @@ class Dispatcher:
     worker_id: str
     # Drives workflow runs alongside tasks (None where runs are not available).
     runs: RunRunner | None = None
+    # Other work that follows runs and tasks (e.g. crate submissions); each returns how much it looked at.
+    followers: tuple[Callable[[], int], ...] = ()
     poll_interval: float = 0.5
     lease_seconds: float = 30.0
     batch_size: int = 64
@@ -53,6 +56,8 @@ class Dispatcher:
         else:
             list(pool.map(self._advance, tasks))
         runs = self.runs.run_once() if self.runs is not None else 0
+        for follow in self.followers:
+            follow()
         return len(tasks) + runs
 
     def drain(self, timeout: float = 60.0) -> None:

@@ -17,6 +17,7 @@ from gateway.domain.audit import AuditEntry, AuditEvent
 from gateway.domain.errors import InvalidRequest
 from gateway.domain.runs import Run
 from gateway.domain.states import TaskState
+from gateway.domain.submissions import CratePolicy, Submission
 from gateway.domain.task import Executor, ExecutorLog, FileType, Output, Resources, Task
 
 # ---------------------------------------------------------------- object store
@@ -373,4 +374,78 @@ class WorkflowEngine(Protocol):
     def outputs(self, run: Run) -> dict[str, Any] | None:
         """The CWL output object the engine printed, or None if it printed none (the run did not succeed;
         cwltool exits 0 after some failures, e.g. a document that fails validation)."""
+        ...
+
+
+# ---------------------------------------------------------------- Five Safes crate submissions
+
+
+class StaleSubmission(Exception):
+    """A submission was changed by someone else meanwhile; reload and try again."""
+
+
+@dataclass
+class SubmissionPage:
+    submissions: list[Submission] = field(default_factory=list)
+    last_seq: int | None = None
+    has_more: bool = False
+
+
+class SubmissionRepository(Protocol):
+    def add(self, submission: Submission, events: Sequence[AuditEvent] = ()) -> None: ...
+
+    def get(self, submission_id: str) -> Submission | None: ...
+
+    def save(self, submission: Submission, events: Sequence[AuditEvent] = ()) -> Submission:
+        """Persist if the version is current (bumping it), else StaleSubmission."""
+        ...
+
+    def query(self, projects: frozenset[str] | None, owner: str | None, limit: int,
+              before_seq: int | None = None) -> SubmissionPage:
+        """Newest first: submissions of `projects` (None: all) or owned by `owner`."""
+        ...
+
+    def active(self, limit: int = 64) -> list[Submission]:
+        """Submissions whose run the gateway is following (executing or awaiting disclosure)."""
+        ...
+
+
+class CratePolicyRepository(Protocol):
+    def get(self, project: str) -> CratePolicy | None: ...
+
+    def put(self, project: str, policy: CratePolicy) -> None: ...
+
+
+class CrateTools(Protocol):
+    """Reading, checking and writing crates on disk (BagIt, SHACL): the adapters behind the crate use cases."""
+
+    def intake(self, source: Path, target: Path) -> tuple[Path, tuple[str, ...], dict[str, Any]]:
+        """Unpack and verify the client's archive into `target`: (crate root, verified manifests, metadata).
+
+        Raises InvalidRequest with a message for the client; nothing is left in `target` then.
+        """
+        ...
+
+    def unpack_workflow(self, source: Path, target: Path) -> tuple[Path, dict[str, Any]]:
+        """Unpack a Workflow RO-Crate (zip or folder) into `target`: (crate root, metadata)."""
+        ...
+
+    def violations(self, document: dict[str, Any]) -> list[str]:
+        """MUST-level problems of a crate's metadata against the Five Safes shapes (empty: conforms)."""
+        ...
+
+    def write_bag(self, payload: Path, destination: Path, bag_name: str) -> None:
+        """Zip `payload` as a BagIt bag with regenerated SHA-512 manifests."""
+        ...
+
+    def digests(self, path: Path) -> tuple[int, str, str]:
+        """(size, sha256, sha512) of a file."""
+        ...
+
+
+class WorkflowMirror(Protocol):
+    """The TRE's own copies of approved workflows (nothing is fetched from the internet)."""
+
+    def locate(self, workflow_id: str) -> Path | None:
+        """The local Workflow RO-Crate (zip or folder) for a workflow id, or None if the mirror lacks it."""
         ...

@@ -141,3 +141,27 @@ runs = Table(
     Index("ix_runs_project_seq", "project", "seq"),
     Index("ix_runs_state_seq", "state", "seq"),
 )
+
+submissions = Table(
+    "submissions",
+    metadata,
+    Column("seq", SeqType, primary_key=True, autoincrement=True),
+    Column("id", String(64), nullable=False, unique=True),
+    Column("owner", String(255), nullable=False),
+    Column("project", String(255), nullable=False),
+    Column("state", String(32), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    # Profile, workflow, run, repairs and reason.
+    Column("record", JSON, nullable=False),
+    Index("ix_submissions_project_seq", "project", "seq"),
+    Index("ix_submissions_state_seq", "state", "seq"),
+)
+
+crate_policies = Table(
+    "crate_policies",
+    metadata,
+    Column("project", String(255), primary_key=True),
+    Column("policy", JSON, nullable=False),
+)
