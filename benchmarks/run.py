@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks import api_latency, disclosure_checks, drain, k8s_backend, machine, paging, start_latency
+from benchmarks import api_latency, disclosure_checks, drain, k8s_backend, machine, paging, start_latency, wes
 from benchmarks.common import REPO, Sample, log, ms, percentile
 
 API_AIM = 1.5  # gateway latency <= 1.5 x the bare connexion app's
@@ -37,6 +37,7 @@ BENCHES: dict[str, Callable[[bool], dict[str, Any]]] = {
     "drain": drain.run,
     "disclosure": lambda quick: {"markdown": disclosure_checks.main(quick)},
     "k8s": k8s_backend.run,
+    "wes": wes.run,
 }
 
 
@@ -407,6 +408,7 @@ def render(results: dict[str, dict[str, Any]], elapsed: float, quick: bool, load
         "drain": drain_section,
         "disclosure": lambda r, _summary: r["markdown"].replace("## Disclosure", "## 5. Disclosure", 1).split("\n"),
         "k8s": k8s_section,
+        "wes": wes.section,
     }
     for name, build_section in builders.items():
         if name in results:

@@ -286,3 +286,66 @@ def test_malformed_crates_are_refused_with_a_failed_action(gateway_factory, mirr
         assert failed[0]["additionalType"]["@id"].endswith("#" + failed_kind)
     assert failed[0]["description"]
     assert not any(p.name == "input1.txt" and "outputs" in p.parts for p in Path(crate["_bag"]).rglob("*"))
+
+
+# ---------------------------------------------------------------- the 0.5 draft, manual sign-off, repairs
+
+
+def _type_for_at_type(metadata: dict) -> None:
+    """Write `type` for `@type` on the input entities, as the profile's own example results do."""
+    for entity in metadata["@graph"]:
+        if entity["@id"] in ("input1.txt", "#enableFastMode"):
+            entity["type"] = entity.pop("@type")
+
+
+def test_draft_crate_waits_for_an_admins_sign_off(gateway_factory, mirror, tmp_path: Path) -> None:
+    folder, checksum = mirror
+    gw: GatewayProcess = gateway_factory(egress_review="automatic", five_safes_workflow_mirror=str(folder))
+    gw.start()
+    admin = httpx.Client(base_url=gw.base_url, headers={"Authorization": f"Bearer {gw.token('root', 'p1', 'admin')}"})
+    alice = httpx.Client(base_url=gw.base_url, headers={"Authorization": f"Bearer {gw.token('alice', 'p1')}"})
+    admin.put(f"{API}/projects/p1/crate-policy", json={"automatic_sign_off": False, "approved_workflows": [
+        {"workflow_id": "https://workflowhub.eu/workflows/289", "version": "1", "checksum": checksum}]})
+    # This project releases outputs that pass the automated checks; a count of 3 is not a small cell here.
+    policy = {"required_approvals": 1, "auto_release_clean": True, "small_cell_threshold": 2, "max_rows": 1000}
+    assert admin.put("/airlock/v1/projects/p1/policy", json=policy).status_code == 200
+
+    # The profile's 0.5 draft example, exactly as published (a complete bag).
+    draft = (SHARED / "0.5-DRAFT" / "example-request.bagit.zip").read_bytes()
+    accepted = _submit(alice, draft)
+    assert accepted.status_code == 202, accepted.text
+    submission = accepted.json()
+    assert submission["state"] == "AWAITING_SIGN_OFF" and submission["profile"].startswith("0.5")
+    sign_off = next(p for p in submission["phases"] if p["phase"] == "sign_off")
+    assert sign_off["status"] == "ActiveActionStatus"
+    refused = alice.post(f"{API}/submissions/{submission['id']}/sign-off",
+                         json={"decision": "approve", "reason": "my own request"})
+    assert refused.status_code == 403
+    assert admin.get("/ga4gh/wes/v1/runs").json()["runs"] == []  # nothing runs before sign-off
+
+    approved = admin.post(f"{API}/submissions/{submission['id']}/sign-off",
+                          json={"decision": "approve", "reason": "agreed at the data access committee"})
+    assert approved.status_code == 200, approved.text
+    assert approved.json()["state"] == "EXECUTING"
+    sign_off = next(p for p in approved.json()["phases"] if p["phase"] == "sign_off")
+    assert sign_off["status"] == "CompletedActionStatus" and sign_off["agents"] == ["#person-root"]
+    published = _wait(alice, submission["id"], {"PUBLISHED"})
+    assert {p["status"] for p in published["phases"]} == {"CompletedActionStatus"}
+    # With automatic release, the automated checks are the disclosure decision's agent.
+    disclosure = next(p for p in published["phases"] if p["phase"] == "disclosure")
+    assert disclosure["agents"] == ["#tre-gateway"]
+    crate = _returned_crate(alice, submission["id"], tmp_path)
+    crate.pop("_bag")
+    assert validate_metadata(crate).violations == ()
+
+    # A second request writes `type` for `@type`: it is accepted, and the repair is recorded.
+    repaired = _submit(alice, request_bag(tmp_path, edit=_type_for_at_type, name="typed"))
+    assert repaired.status_code == 202, repaired.text
+    doc = repaired.json()
+    assert len(doc["repairs"]) == 2 and all("type" in r for r in doc["repairs"])
+    validation = next(p for p in doc["phases"] if p["phase"] == "validation")
+    assert validation["status"] == "CompletedActionStatus" and "repairs" in validation["message"]
+    rejected = admin.post(f"{API}/submissions/{doc['id']}/sign-off", json={"decision": "reject", "reason": "no"})
+    assert rejected.json()["state"] == "REJECTED"
+    assert admin.post(f"{API}/submissions/{doc['id']}/sign-off",
+                      json={"decision": "approve", "reason": "changed my mind"}).status_code == 409
