@@ -201,6 +201,7 @@ class Components:
             worker_id=worker_id,
             release_image=s.wes_default_image,
             lease_seconds=s.dispatcher_lease_seconds,
+            egress=self.egress_service(),
         )
 
 

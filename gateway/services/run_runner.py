@@ -22,8 +22,19 @@ from gateway.domain.errors import DomainError, InvalidRequest, NotFound
 from gateway.domain.identity import Principal, Role
 from gateway.domain.runs import RUN_TAG, Run, RunState
 from gateway.domain.states import TaskState
-from gateway.domain.task import system_log
-from gateway.services.ports import Area, ObjectStore, RunRepository, StaleRun, WorkflowEngine, check_key
+from gateway.domain.task import Task, TaskSpec, system_log
+from gateway.services.audit import record
+from gateway.services.egress import EgressService, deliver
+from gateway.services.ports import (
+    Area,
+    CollectedOutput,
+    Location,
+    ObjectStore,
+    RunRepository,
+    StaleRun,
+    WorkflowEngine,
+    check_key,
+)
 from gateway.services.runs import OUTPUTS_DIR, run_key, run_state_event
 from gateway.services.tasks import TaskService
 
@@ -57,6 +68,8 @@ class RunRunner:
     worker_id: str
     release_image: str = "alpine"
     lease_seconds: float = 30.0
+    # With it, the release moves files itself (see _release); without, it runs as a container task.
+    egress: EgressService | None = None
 
     def run_once(self) -> int:
         """Advance every run this worker can lease; return how many were leased."""
@@ -127,10 +140,44 @@ class RunRunner:
         if not produced:
             return self._save(finished.moved_to(RunState.COMPLETE, at=self.now()), run.state)
         try:
-            task = self.tasks.create(engine_identity(run), self._release_task(run))
+            if self.egress is not None:
+                task_id = self._release(run)
+            else:
+                task_id = self.tasks.create(engine_identity(run), self._release_task(run)).id
         except DomainError as exc:
             return self._fail(finished, "release_failed", f"the release task could not be created: {exc.msg}")
-        return self._save(finished.updated(release_task_id=task.id), run.state)
+        return self._save(finished.updated(release_task_id=task_id), run.state)
+
+    def _release(self, run: Run) -> str:
+        """Put the run's final outputs through the airlock as one TES task that the gateway carries itself.
+
+        Releasing computes nothing, it only moves files: the outputs are copied from the run's work folder
+        into quarantine and handed to the egress step exactly as a container's collected outputs are, with
+        no container started for it. The task is stored already PAUSED (awaiting review) or COMPLETE
+        (released by the project's policy), and is listed with the run's steps.
+        """
+        assert self.egress is not None
+        body = self._release_task(run)
+        body["tags"] = {**body["tags"], RUN_TAG: run.id}
+        at = self.now()
+        task_id = self.tasks.new_id()
+        prefix = run_key(run, OUTPUTS_DIR)
+        collected = []
+        for obj in self.store.list(Area.WORK, prefix):
+            relative = obj.key[len(prefix):]
+            stored = self.store.copy(Location(Area.WORK, obj.key), Location(Area.QUARANTINE, f"{task_id}/0/{relative}"))
+            destination = self.store.url_for(Area.RELEASED, f"{run.project}/runs/{run.id}/{relative}")
+            collected.append(CollectedOutput(destination, f"/outputs/{relative}", stored))
+        task = Task(id=task_id, owner=run.owner, project=run.project, spec=TaskSpec.from_dict(body),
+                    state=TaskState.RUNNING, creation_time=at, start_time=at,
+                    metadata={"carried_by": "gateway: a release moves files and starts no container"})
+        outcome, deliveries = self.egress.process(task, tuple(collected))
+        self.tasks.repo.add(outcome)
+        record(self.egress.audit, "gateway", "task.submitted", "task", task_id, run.project, name=body["name"],
+               state=outcome.state.value, run=run.id)
+        if deliveries:
+            deliver(self.store, self.egress.audit, run.project, None, deliveries)
+        return task_id
 
     def _release_task(self, run: Run) -> dict[str, Any]:
         source = self.store.url_for(Area.WORK, run_key(run, OUTPUTS_DIR.rstrip("/")))
