@@ -13,5 +13,6 @@ Dev bearer token (user 'researcher', project 'demo', valid 12 h):
   $token
 Outputs may be written under: file://$TRE_GATEWAY_DATA_DIR/store/released/demo/
 Egress review: ${TRE_GATEWAY_EGRESS_REVIEW:-human}
+APIs: TES /ga4gh/tes/v1  WES /ga4gh/wes/v1  airlock /airlock/v1 (reviewers: /airlock/)  crates /five-safes/v1
 MSG
 exec .venv/bin/tre-gateway serve
