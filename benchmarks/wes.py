@@ -191,7 +191,8 @@ def _gateway_phases(client: httpx.Client, runs_url: str, run_id: str, posted: fl
     engine = _epoch(run["run_log"]["start_time"])
     end = _epoch(run["run_log"]["end_time"])
     s_created, s_started, s_finished, s_end = times(step)
-    r_created, r_started, r_finished, r_end = times(release)
+    # The release starts no container: it is created already released (or paused for review).
+    r_created, r_end = _epoch(release["creation_time"]), _epoch(release["logs"][-1]["end_time"])
     return {
         "post_to_engine": engine - posted,
         "engine_to_step_task": s_created - engine,
@@ -199,9 +200,7 @@ def _gateway_phases(client: httpx.Client, runs_url: str, run_id: str, posted: fl
         "step_container": s_finished - s_started,
         "step_container_to_task_end": s_end - s_finished,
         "step_end_to_release_task": r_created - s_end,
-        "release_task_to_container": r_started - r_created,
-        "release_container": r_finished - r_started,
-        "release_container_to_task_end": r_end - r_finished,
+        "release": r_end - r_created,
         "release_end_to_run_complete": end - r_end,
         "run_complete_to_client": posted + seen - end,
     }
@@ -218,15 +217,11 @@ PHASES = [
     ("step_container_to_task_end", "step container exited -> step task COMPLETE (*poll*: the dispatcher's next pass; "
                                    "then `podman inspect`, outputs to the work area, checks)"),
     ("step_end_to_release_task", "step task COMPLETE -> release task created (*poll*: the step command's next task "
-                                 "poll, backing off from 50 to 500 ms; cwltool collects the output and exits; the "
+                                 "poll, backing off from 50 to 250 ms; cwltool collects the output and exits; the "
                                  "dispatcher's next pass sees the exit and creates the release task)"),
-    ("release_task_to_container", "release task created -> its container started (the run's output staged as its "
-                                  "input)"),
-    ("release_container", "release container runs (`true`)"),
-    ("release_container_to_task_end", "release container exited -> release task COMPLETE (*poll*: the dispatcher's "
-                                      "next pass; then quarantine and automated checks)"),
-    ("release_end_to_run_complete", "release task COMPLETE -> run COMPLETE (the file delivered to `released/`, the "
-                                    "container and workspace removed, then the run's turn in the same pass)"),
+    ("release", "the release: outputs copied into quarantine, automated checks, released (no container)"),
+    ("release_end_to_run_complete", "release task COMPLETE -> run COMPLETE (the run's next turn: the run log's "
+                                    "outputs rewritten to the released locations)"),
     ("run_complete_to_client", "run COMPLETE -> the client's status poll sees it (*poll*: every 50 ms)"),
 ]
 
@@ -453,7 +448,7 @@ def section(r: dict[str, Any], summary: list[list[str]]) -> list[str]:
         "",
         "Each gateway sample split by the times the gateway records on the same host clock: the run's start "
         "(the engine process spawned), each TES task's `creation_time` and end (the moment it was saved COMPLETE), "
-        "and its executor's `start_time`/`end_time` (podman's StartedAt/FinishedAt). Medians and p90 over the "
+        "and the step executor's `start_time`/`end_time` (podman's StartedAt/FinishedAt). Medians and p90 over the "
         "samples (medians of parts need not add up to the median total).",
         "",
     ]
@@ -472,21 +467,19 @@ def section(r: dict[str, Any], summary: list[list[str]]) -> list[str]:
 
     engine = part(["engine_to_step_task", "step_task_to_container", "step_container", "step_container_to_task_end",
                    "step_end_to_release_task"])
-    release = part(["release_task_to_container", "release_container", "release_container_to_task_end",
-                    "release_end_to_run_complete"])
+    release = part(["release", "release_end_to_run_complete"])
     polling = part(["step_container_to_task_end", "step_end_to_release_task", "release_end_to_run_complete",
                     "run_complete_to_client"])
     lines += [
         f"From the engine's start to the release task's creation (cwltool's whole run with its step as a TES task, "
         f"and the dispatcher noticing cwltool's exit) takes {_s(engine)} s at the median, against {_s(podman)} s "
         f"for all of plain `cwltool --podman`: cwltool's own start (Python, loading and validating the workflow) is "
-        f"the largest single part. Releasing the output through the airlock (a second task and container, the "
-        f"checks, delivery, then the run's last dispatcher pass) adds {_s(release)} s, which plain cwltool and the "
+        f"the largest single part. Releasing the output through the airlock (a release task the gateway carries "
+        f"itself without a container: quarantine, the checks, delivery, then the run's next turn) adds "
+        f"{_s(release)} s, which plain cwltool and the "
         f"peers do not do at all. The rows marked *poll* start with waiting for someone's next poll (the "
         "dispatcher's passes, 0.2 s apart while anything is active; the step command's task polls, backing off "
-        f"from 50 to 500 ms; the client's 50 ms) and add up to {_s(polling)} s at the median. podman records a "
-        "container's StartedAt once the runtime reports the start, so a container that exits at once (`true`) can "
-        "show a FinishedAt a few ms before it.",
+        f"from 50 to 250 ms; the client's 50 ms) and add up to {_s(polling)} s at the median.",
         "",
         "### GetRunStatus",
         "",

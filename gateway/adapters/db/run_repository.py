@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Any
 
 from sqlalchemy import Engine, func, insert, or_, select, update
 
 from gateway.adapters.db.airlock_repository import append_audit
+from gateway.adapters.db.serialize import as_utc, parse_time
 from gateway.adapters.db.tables import runs
 from gateway.domain.audit import AuditEvent
 from gateway.domain.runs import Run, RunRequest, RunState
@@ -18,16 +19,6 @@ from gateway.services.ports import RunPage, RunQuery, StaleRun
 # Runs a worker keeps driving: PAUSED too, because the run follows its release task's review.
 _ACTIVE = [s.value for s in (RunState.QUEUED, RunState.INITIALIZING, RunState.RUNNING, RunState.PAUSED,
                              RunState.CANCELING)]
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def _time(value: str | None) -> datetime | None:
-    return _utc(datetime.fromisoformat(value)) if value else None
 
 
 def _record(run: Run) -> dict[str, Any]:
@@ -45,8 +36,7 @@ def _record(run: Run) -> dict[str, Any]:
 
 def _from_row(row: Any) -> Run:
     record = row.record
-    created = _utc(row.created_at)
-    assert created is not None
+    created = as_utc(row.created_at)
     return Run(
         id=row.id,
         owner=row.owner,
@@ -55,8 +45,8 @@ def _from_row(row: Any) -> Run:
         state=RunState(row.state),
         created_at=created,
         version=row.version,
-        start_time=_time(record.get("start_time")),
-        end_time=_time(record.get("end_time")),
+        start_time=parse_time(record.get("start_time")),
+        end_time=parse_time(record.get("end_time")),
         exit_code=record.get("exit_code"),
         outputs=dict(record.get("outputs") or {}),
         system_logs=tuple(record.get("system_logs") or ()),

@@ -9,13 +9,13 @@ from gateway.domain.states import TaskState
 from gateway.domain.task import ExecutorLog, OutputFileLog, Task, TaskSpec
 
 
-def _utc(value: datetime) -> datetime:
+def as_utc(value: datetime) -> datetime:
     # SQLite hands back naive datetimes; every time the gateway stores is UTC.
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def _dt(value: str | None) -> datetime | None:
-    return _utc(datetime.fromisoformat(value)) if value else None
+def parse_time(value: str | None) -> datetime | None:
+    return as_utc(datetime.fromisoformat(value)) if value else None
 
 
 def logs_to_json(task: Task) -> dict[str, Any]:
@@ -31,7 +31,7 @@ def logs_to_json(task: Task) -> dict[str, Any]:
 
 def task_from_row(row: Any) -> Task:
     logs = row.logs
-    created = _utc(row.creation_time)
+    created = as_utc(row.creation_time)
     return Task(
         id=row.id,
         owner=row.owner,
@@ -39,8 +39,8 @@ def task_from_row(row: Any) -> Task:
         spec=TaskSpec.from_dict(row.spec),
         state=TaskState(row.state),
         creation_time=created,
-        start_time=_dt(logs.get("start_time")),
-        end_time=_dt(logs.get("end_time")),
+        start_time=parse_time(logs.get("start_time")),
+        end_time=parse_time(logs.get("end_time")),
         executor_logs=tuple(ExecutorLog(**e) for e in logs.get("executor_logs", [])),
         output_logs=tuple(OutputFileLog(**o) for o in logs.get("output_logs", [])),
         system_logs=tuple(logs.get("system_logs", [])),

@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Any
 
 from sqlalchemy import Engine, delete, insert, select, update
 
 from gateway.adapters.db.airlock_repository import append_audit
+from gateway.adapters.db.serialize import as_utc
 from gateway.adapters.db.tables import crate_policies, submissions
 from gateway.domain.audit import AuditEvent
 from gateway.domain.submissions import CratePolicy, Submission, SubmissionState
 from gateway.services.ports import StaleSubmission, SubmissionPage
 
 _ACTIVE = [SubmissionState.EXECUTING.value, SubmissionState.AWAITING_DISCLOSURE.value]
-
-
-def _utc(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _record(s: Submission) -> dict[str, Any]:
@@ -30,7 +27,7 @@ def _from_row(row: Any) -> Submission:
     r = row.record
     return Submission(
         id=row.id, owner=row.owner, project=row.project, state=SubmissionState(row.state),
-        created_at=_utc(row.created_at), updated_at=_utc(row.updated_at), version=row.version,
+        created_at=as_utc(row.created_at), updated_at=as_utc(row.updated_at), version=row.version,
         profile=r.get("profile") or "", workflow_id=r.get("workflow_id") or "",
         workflow_version=r.get("workflow_version") or "", run_id=r.get("run_id"),
         repairs=tuple(r.get("repairs") or ()), reason=r.get("reason"), seq=row.seq,
