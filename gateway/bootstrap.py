@@ -98,6 +98,15 @@ def backend_parameters(settings: Settings) -> list[str]:
     return []
 
 
+def _installed(package: str) -> tuple[str, ...]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return (version(package),)
+    except PackageNotFoundError:
+        return ()
+
+
 def choose(registry: dict[str, Any], name: str, what: str) -> Any:
     if name not in registry:
         raise SettingsError(f"{what} {name!r} is unknown; choose one of: {', '.join(sorted(registry))}")
@@ -304,6 +313,7 @@ def build(
         audit=audit,
         default_page_size=settings.default_page_size,
         max_page_size=settings.max_page_size,
+        engine_versions=_installed("cwltool"),
     )
     from gateway.adapters.crates.mirror import FolderWorkflowMirror
     from gateway.adapters.crates.tools import LocalCrateTools

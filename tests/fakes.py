@@ -492,3 +492,70 @@ class FakeWorkflowEngine:
 
     def script(self, run_id: str, *results: EngineExit | None) -> None:
         self.polls[run_id] = list(results)
+
+
+# ---------------------------------------------------------------- Five Safes crate submissions
+
+from gateway.domain.submissions import CratePolicy, Submission, SubmissionState  # noqa: E402
+from gateway.services.ports import StaleSubmission, SubmissionPage  # noqa: E402
+
+SUBMISSION_ACTIVE_STATES = (SubmissionState.EXECUTING, SubmissionState.AWAITING_DISCLOSURE)
+
+
+class FakeSubmissionRepository:
+    """Submissions in a dict, keyset-paged on an insertion sequence; `audit` receives the events saved with them."""
+
+    def __init__(self, audit: InMemoryAuditLog | None = None) -> None:
+        self.audit = audit if audit is not None else InMemoryAuditLog()
+        self.rows: dict[str, Submission] = {}
+        self.seq = 0
+        self.lock = threading.Lock()
+
+    def add(self, submission: Submission, events: Sequence[AuditEvent] = ()) -> None:
+        with self.lock:
+            if submission.id in self.rows:
+                raise ValueError(f"duplicate submission id {submission.id}")
+            self.seq += 1
+            self.rows[submission.id] = replace(submission, seq=self.seq)
+            for event in events:
+                self.audit.record(event)
+
+    def get(self, submission_id: str) -> Submission | None:
+        return self.rows.get(submission_id)
+
+    def save(self, submission: Submission, events: Sequence[AuditEvent] = ()) -> Submission:
+        with self.lock:
+            current = self.rows.get(submission.id)
+            if current is None or current.version != submission.version:
+                raise StaleSubmission(submission.id)
+            saved = replace(submission, version=submission.version + 1, seq=current.seq)
+            self.rows[submission.id] = saved
+            for event in events:
+                self.audit.record(event)
+            return saved
+
+    def query(self, projects: frozenset[str] | None, owner: str | None, limit: int,
+              before_seq: int | None = None) -> SubmissionPage:
+        picked = [
+            s for s in sorted(self.rows.values(), key=lambda s: -(s.seq or 0))
+            if (projects is None or s.project in projects or (owner is not None and s.owner == owner))
+            and (before_seq is None or (s.seq or 0) < before_seq)
+        ]
+        page = picked[:limit]
+        return SubmissionPage(page, page[-1].seq if page else None, len(picked) > limit)
+
+    def active(self, limit: int = 64) -> list[Submission]:
+        found = sorted((s for s in self.rows.values() if s.state in SUBMISSION_ACTIVE_STATES),
+                       key=lambda s: s.seq or 0)
+        return found[:limit]
+
+
+class FakeCratePolicyRepository:
+    def __init__(self) -> None:
+        self.policies: dict[str, CratePolicy] = {}
+
+    def get(self, project: str) -> CratePolicy | None:
+        return self.policies.get(project)
+
+    def put(self, project: str, policy: CratePolicy) -> None:
+        self.policies[project] = policy

@@ -80,7 +80,7 @@ def create_app(settings: Settings, components: Components | None = None) -> conn
     app = connexion.FlaskApp(
         __name__,
         specification_dir=str(SPEC_DIR),
-        security_map=security_map(c.authenticator, c.runs.engine_principal),
+        security_map=security_map(c.authenticator),
         validator_map=validator_map(),
     )
     common = dict(
@@ -88,7 +88,9 @@ def create_app(settings: Settings, components: Components | None = None) -> conn
         validate_responses=True,
         strict_validation=True,
     )
-    app.add_api("tes.yaml", base_path="/ga4gh/tes/v1", **common)
+    # A workflow engine's run credential is good for the TES API only (its steps), nowhere else.
+    app.add_api("tes.yaml", base_path="/ga4gh/tes/v1",
+                security_map=security_map(c.authenticator, c.runs.engine_principal), **common)
     app.add_api("gateway.yaml", base_path="/gateway/v1", **common)
     app.add_api("airlock.yaml", base_path="/airlock/v1", **common)
     app.add_api("five-safes.yaml", base_path="/five-safes/v1", **common)

@@ -7,7 +7,13 @@ from typing import Any
 
 from connexion.datastructures import MediaTypeDict
 from connexion.exceptions import BadRequestProblem
-from connexion.validators import VALIDATOR_MAP, JSONRequestBodyValidator, ParameterValidator
+from connexion.validators import (
+    VALIDATOR_MAP,
+    JSONRequestBodyValidator,
+    MultiPartFormDataValidator,
+    ParameterValidator,
+)
+from starlette.formparsers import MultiPartException
 
 
 class NamedParameterValidator(ParameterValidator):
@@ -38,6 +44,17 @@ class Utf8JSONRequestBodyValidator(JSONRequestBodyValidator):
         return await super()._parse(replay(), scope)
 
 
+class CheckedMultiPartValidator(MultiPartFormDataValidator):
+    """A malformed multipart body (bad part headers, no boundary) escaped connexion's parser as a 500."""
+
+    async def _parse(self, stream: AsyncGenerator[bytes, None], scope: Any) -> Any:
+        try:
+            return await super()._parse(stream, scope)
+        except MultiPartException as exc:
+            raise BadRequestProblem(detail=f"request body: not a valid multipart form ({exc.message})") from None
+
+
 def validator_map() -> dict[str, Any]:
-    body = MediaTypeDict({**VALIDATOR_MAP["body"], "*/*json": Utf8JSONRequestBodyValidator})
+    body = MediaTypeDict({**VALIDATOR_MAP["body"], "*/*json": Utf8JSONRequestBodyValidator,
+                          "multipart/form-data": CheckedMultiPartValidator})
     return {**VALIDATOR_MAP, "parameter": NamedParameterValidator, "body": body}

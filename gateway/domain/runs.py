@@ -113,6 +113,8 @@ def parse_run_request(form: Mapping[str, str | None]) -> RunRequest:
     workflow_url = (form.get("workflow_url") or "").strip()
     if not workflow_url:
         raise InvalidRequest("workflow_url: required (an attachment name or an allowed absolute URL)")
+    if (form.get("workflow_engine_version") or "").strip() and not (form.get("workflow_engine") or "").strip():
+        raise InvalidRequest("workflow_engine_version: name the workflow_engine it is a version of")
     engine = (form.get("workflow_engine") or "").strip() or DEFAULT_ENGINE[CWL]
     if engine != DEFAULT_ENGINE[CWL]:
         raise InvalidRequest(f"workflow_engine: {engine!r} is not available; CWL runs on cwltool")
@@ -158,10 +160,33 @@ def attachment_name(raw: str | None) -> str:
         raise InvalidRequest("workflow_attachment: every file needs a file name")
     if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
         raise InvalidRequest(f"workflow_attachment: {raw!r} is an absolute path; names must be relative")
+    if any(ord(ch) < 0x20 or 0x7F <= ord(ch) < 0xA0 for ch in name):
+        raise InvalidRequest(f"workflow_attachment: {raw!r} contains control characters")
     parts = name.split("/")
     if any(p in ("", ".", "..") for p in parts) or "\x00" in name or len(name) > MAX_ATTACHMENT_NAME:
         raise InvalidRequest(f"workflow_attachment: {raw!r} is not a clean relative path (no '..' or empty parts)")
     return name
+
+
+def docker_images(document: Any) -> list[str]:
+    """Every image a CWL document asks for in a DockerRequirement (requirements or hints, any depth)."""
+    found: list[str] = []
+
+    def visit(node: Any) -> None:
+        if isinstance(node, dict):
+            if node.get("class") == "DockerRequirement":
+                found.extend(str(node[k]) for k in ("dockerPull", "dockerImageId") if node.get(k))
+            requirement = node.get("DockerRequirement")
+            if isinstance(requirement, dict):
+                found.extend(str(requirement[k]) for k in ("dockerPull", "dockerImageId") if requirement.get(k))
+            for value in node.values():
+                visit(value)
+        elif isinstance(node, list):
+            for value in node:
+                visit(value)
+
+    visit(document)
+    return found
 
 
 def split_fragment(url: str) -> tuple[str, str]:

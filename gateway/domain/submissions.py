@@ -67,7 +67,13 @@ class CratePolicy:
 
     @classmethod
     def from_dict(cls, body: dict[str, Any]) -> CratePolicy:
-        entries = body.get("approved_workflows") or []
+        entries = body.get("approved_workflows")
+        entries = [] if entries is None else entries
+        if not isinstance(entries, list):
+            raise InvalidRequest("approved_workflows: must be a list")
+        automatic = body.get("automatic_sign_off", True)
+        if not isinstance(automatic, bool):
+            raise InvalidRequest("automatic_sign_off: must be true or false")
         if len(entries) > MAX_APPROVED_WORKFLOWS:
             raise InvalidRequest(f"approved_workflows: at most {MAX_APPROVED_WORKFLOWS} entries")
         workflows = []
@@ -78,7 +84,7 @@ class CratePolicy:
             except (KeyError, TypeError):
                 raise InvalidRequest(
                     f"approved_workflows[{index}]: needs workflow_id, version and checksum") from None
-        return cls(bool(body.get("automatic_sign_off", True)), tuple(workflows))
+        return cls(automatic, tuple(workflows))
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -17,8 +17,17 @@ from datetime import datetime
 from typing import Any, BinaryIO
 from urllib.parse import unquote
 
+import yaml
+
 from gateway.domain.audit import AuditEvent
-from gateway.domain.errors import Conflict, Forbidden, InvalidRequest, NotFound, Unauthenticated
+from gateway.domain.errors import (
+    Conflict,
+    DestinationNotAllowed,
+    Forbidden,
+    InvalidRequest,
+    NotFound,
+    Unauthenticated,
+)
 from gateway.domain.identity import Principal, Role
 from gateway.domain.runs import (
     RUN_TAG,
@@ -27,6 +36,7 @@ from gateway.domain.runs import (
     RunRequest,
     RunState,
     attachment_name,
+    docker_images,
     file_references,
     is_relative_reference,
     parse_run_request,
@@ -46,6 +56,8 @@ OUTPUTS_DIR = "outputs/"
 PARAMS_FILE = ENGINE_DIR + "params.json"
 LOG_FILES = {"stdout": ENGINE_DIR + "stdout.json", "stderr": ENGINE_DIR + "stderr.log"}
 CREDENTIAL_PREFIX = "tre-run."
+# Attachments parsed as workflow documents before a run is accepted.
+CWL_SUFFIXES = (".cwl",)
 # Who may drive a run's steps: the engine's own identity never sees more than the run's project.
 ENGINE_ACTIVE = frozenset({RunState.INITIALIZING, RunState.RUNNING, RunState.CANCELING})
 
@@ -89,6 +101,8 @@ class RunService:
     default_page_size: int = 256
     max_page_size: int = 2047
     wake: Callable[[], None] = field(default=lambda: None)
+    # The engine versions this gateway runs (a request naming another is refused); empty: not checked.
+    engine_versions: tuple[str, ...] = ()
 
     # ------------------------------------------------------------ submit
 
@@ -100,10 +114,15 @@ class RunService:
         project = principal.project_for_submission(request.tags.get("project"))
         if RUN_TAG in request.tags:
             raise InvalidRequest(f"tags: {RUN_TAG!r} is reserved")
+        if request.workflow_engine_version and self.engine_versions and (
+                request.workflow_engine_version not in self.engine_versions):
+            raise InvalidRequest(f"workflow_engine_version: {request.workflow_engine_version!r} is not available "
+                                 f"(this gateway runs {', '.join(self.engine_versions)})")
         named = self._attachments(uploads)
         run_id = self.new_id()
         prefix = run_work_prefix(project, run_id)
         workflow_url, fetched = self._workflow_source(request.workflow_url, named)
+        self._check_documents(named, fetched)
         params = self._checked_params(request.workflow_params, project, named, prefix)
         request = RunRequest(**{**request.__dict__, "tags": {**request.tags, "project": project}})
         run = Run(
@@ -124,6 +143,9 @@ class RunService:
                 self.store.put_bytes(Area.WORK, prefix + WORKFLOW_DIR + fetched[0], fetched[1])
             self.store.put_bytes(Area.WORK, prefix + PARAMS_FILE, json.dumps(params).encode())
             self.repo.add(run)
+        except NotFound as exc:
+            self.store.delete_prefix(Area.WORK, prefix)
+            raise DestinationNotAllowed(f"the run's work folder cannot be written: {exc.msg}") from None
         except BaseException:
             self.store.delete_prefix(Area.WORK, prefix)
             raise
@@ -131,6 +153,31 @@ class RunService:
                workflow_url=request.workflow_url, attachments=len(named))
         self.wake()
         return run
+
+    def _check_documents(self, named: dict[str, Upload], fetched: tuple[str, bytes] | None) -> None:
+        """Parse every CWL document and check each DockerRequirement image against the image policy.
+
+        A workflow the engine could not even read, or one whose steps name an image the TRE does not
+        have, is refused now rather than failing later.
+        """
+        documents: list[tuple[str, bytes]] = [(fetched[0], fetched[1])] if fetched else []
+        for name, upload in named.items():
+            if name.endswith(CWL_SUFFIXES):
+                upload.stream.seek(0)
+                documents.append((name, upload.stream.read(self.max_workflow_bytes + 1)))
+        for name, data in documents:
+            if len(data) > self.max_workflow_bytes:
+                raise InvalidRequest(f"workflow_attachment: {name!r} is larger than {self.max_workflow_bytes} bytes")
+            try:
+                document = yaml.safe_load(data)
+            except yaml.YAMLError as exc:
+                raise InvalidRequest(f"workflow_attachment: {name!r} is not valid CWL (YAML/JSON): "
+                                     f"{str(exc).splitlines()[0]}") from None
+            for image in docker_images(document):
+                try:
+                    self.tasks.images.resolve(image)
+                except InvalidRequest as exc:
+                    raise InvalidRequest(f"workflow_attachment: {name!r}: {exc.msg}") from None
 
     def _attachments(self, uploads: Sequence[Upload]) -> dict[str, Upload]:
         named: dict[str, Upload] = {}

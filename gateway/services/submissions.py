@@ -256,26 +256,11 @@ class SubmissionService:
     # ------------------------------------------------------------ execution
 
     def _execute(self, s: Submission, crate: Crate) -> Submission:
-        workflow_root = self._workflow_root(s)
-        main = self._main_workflow(workflow_root)
         uploads: list[Upload] = []
         handles: list[BinaryIO] = []
         try:
-            for path in sorted(p for p in workflow_root.rglob("*") if p.is_file()):
-                handle = open(path, "rb")  # noqa: SIM115 - closed below
-                handles.append(handle)
-                uploads.append(Upload("wf/" + path.relative_to(workflow_root).as_posix(), handle))
-            params = self._parameters(s, crate, uploads, handles)
-            form: dict[str, str | None] = {
-                "workflow_type": "CWL",
-                "workflow_type_version": _cwl_version(workflow_root / main),
-                "workflow_url": "wf/" + main,
-                "workflow_params": json.dumps(params),
-                "tags": json.dumps({"project": s.project, SUBMISSION_TAG: s.id}),
-            }
-            requester = Principal(user=s.owner, roles=frozenset({Role.RESEARCHER}), projects=frozenset({s.project}))
             try:
-                run = self.runs.submit(requester, form, uploads)
+                run = self._start_run(s, crate, uploads, handles)
             except DomainError as exc:
                 start_phase(crate, Phase.EXECUTION, at=self.now())
                 self._fail(crate, Phase.EXECUTION, f"the workflow run could not start: {exc.msg}", started=True)
@@ -287,6 +272,25 @@ class SubmissionService:
         self._keep(s, crate)
         return self._save(s.moved_to(SubmissionState.EXECUTING, self.now(), run_id=run.id), "crate.executing",
                           run_id=run.id)
+
+    def _start_run(self, s: Submission, crate: Crate, uploads: list[Upload], handles: list[BinaryIO]) -> Run:
+        """Submit the WES run: the mirrored workflow's files and the crate's inputs as attachments."""
+        workflow_root = self._workflow_root(s)
+        main = self._main_workflow(workflow_root)
+        for path in sorted(p for p in workflow_root.rglob("*") if p.is_file()):
+            handle = open(path, "rb")  # noqa: SIM115 - closed by _execute
+            handles.append(handle)
+            uploads.append(Upload("wf/" + path.relative_to(workflow_root).as_posix(), handle))
+        params = self._parameters(s, crate, uploads, handles)
+        form: dict[str, str | None] = {
+            "workflow_type": "CWL",
+            "workflow_type_version": _cwl_version(workflow_root / main),
+            "workflow_url": "wf/" + main,
+            "workflow_params": json.dumps(params),
+            "tags": json.dumps({"project": s.project, SUBMISSION_TAG: s.id}),
+        }
+        requester = Principal(user=s.owner, roles=frozenset({Role.RESEARCHER}), projects=frozenset({s.project}))
+        return self.runs.submit(requester, form, uploads)
 
     def _workflow_root(self, s: Submission) -> Path:
         root = self._dir(s, "workflow")
@@ -423,9 +427,8 @@ class SubmissionService:
                 result_dir: Path | None = None) -> Submission:
         result = result_dir or self._dir(s, "result")
         if result_dir is None:
+            # A refused or failed request comes back as its metadata only, with the Failed action.
             shutil.rmtree(result, ignore_errors=True)
-            if self._dir(s, "payload").is_dir():
-                self._copy_payload(self._dir(s, "payload"), result)
             result.mkdir(parents=True, exist_ok=True)
         plan_phase(crate, Phase.PUBLISHING, agent=GATEWAY)
         start_phase(crate, Phase.PUBLISHING, at=self.now())

@@ -1,8 +1,9 @@
 """The TRE's workflow mirror: a folder of Workflow RO-Crates the gateway may run, indexed by workflow id.
 
 `index.json` maps the ids crates use (e.g. "https://workflowhub.eu/workflows/289?version=1") to a zip
-or folder beside it. A TRE fills the folder from its own review of each workflow; the gateway never
-downloads one, so a crate can only name workflows the TRE has already brought inside.
+file beside it (its checksum is what projects approve). A TRE fills the folder from its own review of
+each workflow; the gateway never downloads one, so a crate can only name workflows the TRE has already
+brought inside.
 """
 
 from __future__ import annotations

@@ -172,6 +172,7 @@ def test_a_request_round_trips_through_its_dict() -> None:
         form(
             workflow_params=json.dumps({"x": [1, {"class": "File", "path": "a"}]}),
             tags=json.dumps({"project": "p1"}),
+            workflow_engine="cwltool",
             workflow_engine_version="3.1",
             workflow_engine_parameters=json.dumps({"--parallel": "false"}),
         )
