@@ -199,7 +199,8 @@ class Components:
         s = self.settings
         hidden = (s.data_dir, s.resolved_workspace_dir, Path(root))
         engine = CwltoolEngine(Path(root) / "work", s.engine_api_url, s.wes_default_image, worker_id,
-                               sandbox=s.wes_engine_sandbox, hidden=hidden)
+                               sandbox=s.wes_engine_sandbox, hidden=hidden,
+                               on_exit=lambda: self._dispatcher.wake() if self._dispatcher else None)
         return RunRunner(
             repo=self.runs.repo,
             tasks=self.tasks,

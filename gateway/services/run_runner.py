@@ -146,7 +146,9 @@ class RunRunner:
                 task_id = self.tasks.create(engine_identity(run), self._release_task(run)).id
         except DomainError as exc:
             return self._fail(finished, "release_failed", f"the release task could not be created: {exc.msg}")
-        return self._save(finished.updated(release_task_id=task_id), run.state)
+        saved = self._save(finished.updated(release_task_id=task_id), run.state)
+        # A release that passed on policy is already complete: finish the run in the same turn.
+        return self._follow_release(saved)
 
     def _release(self, run: Run) -> str:
         """Put the run's final outputs through the airlock as one TES task that the gateway carries itself.

@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Any
@@ -53,7 +54,8 @@ class CwltoolEngine:
     name = "cwltool"
 
     def __init__(self, work_root: Path, api_url: str, default_image: str, worker_id: str,
-                 python: str = sys.executable, sandbox: str = "bwrap", hidden: tuple[Path, ...] = ()) -> None:
+                 python: str = sys.executable, sandbox: str = "bwrap", hidden: tuple[Path, ...] = (),
+                 on_exit: Callable[[], None] = lambda: None) -> None:
         """`work_root` is the directory of the object store's `work` area; `api_url` the gateway's base URL.
 
         `sandbox` is "bwrap" (the engine sees only its run, see sandbox.py) or "none"; `hidden` are folders
@@ -63,6 +65,8 @@ class CwltoolEngine:
             raise ValueError(f"wes_engine_sandbox: {sandbox!r} is not one of bwrap, none")
         self.sandbox = sandbox
         self.hidden = hidden
+        # Called when an engine process ends, so the run is followed up at once rather than at the next poll.
+        self.on_exit = on_exit
         self.work_root = work_root.resolve()
         self.store_root = self.work_root.parent
         self.api_url = api_url.rstrip("/")
@@ -126,7 +130,12 @@ class CwltoolEngine:
             raise BackendError(f"cannot start cwltool: {exc}") from exc
         with self._lock:
             self._processes[run.id] = process
+        threading.Thread(target=self._watch, args=(process,), name=f"engine-{run.id}", daemon=True).start()
         return {"worker": self.worker_id, "pid": process.pid, "cmd": self.command(run, step_command)}
+
+    def _watch(self, process: subprocess.Popen[bytes]) -> None:
+        process.wait()
+        self.on_exit()
 
     def poll(self, run_id: str) -> EngineExit | None:
         with self._lock:
