@@ -84,7 +84,6 @@ def task_log_document(task: Task, run: Run, base: str) -> dict[str, Any]:
 
 def service_info(c: Components) -> dict[str, Any]:
     runs = c.runs
-    engine_version = runs_engine_version(c)
     return {
         "id": "org.tre-gateway.wes",
         "name": "TRE Gateway WES",
@@ -98,7 +97,7 @@ def service_info(c: Components) -> dict[str, Any]:
         "workflow_type_versions": {CWL: {"workflow_type_version": list(CWL_VERSIONS)}},
         "supported_wes_versions": ["1.1.0"],
         "supported_filesystem_protocols": ["file"],
-        "workflow_engine_versions": {"cwltool": {"workflow_engine_version": [engine_version]}},
+        "workflow_engine_versions": {"cwltool": {"workflow_engine_version": list(runs.engine_versions)}},
         "default_workflow_engine_parameters": [
             {"name": name, "type": "string" if name == "--on-error" else "boolean",
              "default_value": {"--parallel": "true", "--strict": "true", "--on-error": "stop"}.get(name, "false")}
@@ -111,15 +110,6 @@ def service_info(c: Components) -> dict[str, Any]:
             "runs_available": "false" if runs.unavailable_reason else "true",
         },
     }
-
-
-def runs_engine_version(c: Components) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("cwltool")
-    except PackageNotFoundError:
-        return "unavailable"
 
 
 def _text(body: bytes | str) -> Response:
