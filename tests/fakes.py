@@ -35,6 +35,10 @@ from gateway.services.ports import (
 )
 
 
+def mem_url(area: Area, key: str = "") -> str:
+    """The URL the fake store gives `key` in `area`."""
+    return f"mem://{area.value}/{key}"
+
 class FakeObjectStore:
     """Objects in a dict; URLs look like `mem://area/key`."""
 
@@ -75,7 +79,7 @@ class FakeObjectStore:
         return len(doomed)
 
     def url_for(self, area: Area, key: str = "") -> str:
-        return f"mem://{area.value}/{key}"
+        return mem_url(area, key)
 
     def locate(self, url: str) -> Location | None:
         parsed = urlparse(url)

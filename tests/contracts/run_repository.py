@@ -11,7 +11,8 @@ import pytest
 
 from gateway.domain.audit import AuditEvent
 from gateway.domain.runs import Run, RunRequest, RunState
-from gateway.services.ports import RunQuery, StaleRun
+from gateway.services.ports import Area, RunQuery, StaleRun
+from tests.fakes import mem_url
 
 _ids = itertools.count()
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -26,7 +27,7 @@ def make_run(project: str = "p1", state: RunState = RunState.QUEUED, **changes) 
         workflow_type="CWL",
         workflow_type_version="v1.2",
         workflow_url="main.cwl#main",
-        workflow_params={"reads": {"class": "File", "location": "mem://work/p1/runs/x/workflow/r.fq"}, "n": 3},
+        workflow_params={"reads": {"class": "File", "location": mem_url(Area.WORK, "p1/runs/x/workflow/r.fq")}, "n": 3},
         tags={"project": project, "study": "s-1"},
         workflow_engine="cwltool",
         workflow_engine_version="3.1",
@@ -62,7 +63,8 @@ class RunRepositoryContract:
             start_time=datetime(2026, 3, 1, 14, 1, 2, 345678, tzinfo=plus_two),
             end_time=datetime(2026, 3, 1, 12, 30, tzinfo=UTC),
             exit_code=0,
-            outputs={"out": {"class": "File", "location": "mem://work/p1/o.txt", "size": 4}, "list": [1, None]},
+            outputs={"out": {"class": "File", "location": mem_url(Area.WORK, "p1/o.txt"), "size": 4},
+                     "list": [1, None]},
             system_logs=('{"reason": "x"}',),
             engine={"workflow": "main.cwl#main", "worker": "w1", "pid": 4321, "credential_sha256": "ab" * 32},
             release_task_id="task-0009",

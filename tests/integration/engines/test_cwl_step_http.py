@@ -57,7 +57,7 @@ def shim_env(fake: FakeTes, root: Path, **extra: str) -> dict[str, str]:
 def step_args(root: Path, *extra: str) -> list[str]:
     return [
         sys.executable, "-m", "gateway.engines.cwl_step", "run", *extra,
-        f"--volume={root}/work/p1/runs/r1/out/o1:/OUT", f"--volume={root}/work/p1/runs/r1/tmp/t1:/tmp",
+        f"--volume={root / 'work' / 'p1/runs/r1/out/o1'}:/OUT", f"--volume={root / 'work' / 'p1/runs/r1/tmp/t1'}:/tmp",
         f"--volume={root}/inputs/p1/a.txt:/var/lib/cwl/stg1/a.txt", "--workdir=/OUT", "--rm",
         "--env=TMPDIR=/tmp", "--env=HOME=/OUT", "alpine", "cat", "/var/lib/cwl/stg1/a.txt",
     ]  # fmt: skip

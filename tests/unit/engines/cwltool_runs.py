@@ -297,9 +297,9 @@ def record_all(base: Path) -> dict[str, dict[str, Any]]:
 
 
 def placeholders(value: Any, base: str) -> Any:
-    """`value` with the machine's base path written as {BASE} (fd targets elsewhere become None)."""
+    """`value` with the machine's base path written as {BASE}, its store's work area as {WORK}."""
     if isinstance(value, str):
-        return value.replace(base, "{BASE}")
+        return value.replace(os.path.join(base, "store", "work"), "{WORK}").replace(base, "{BASE}")
     if isinstance(value, list):
         return [placeholders(v, base) for v in value]
     if isinstance(value, dict):

@@ -46,10 +46,13 @@ def engine_env(root: Path, **extra: str) -> dict[str, str]:
 # ------------------------------------------------------------------------------------ parsing
 
 
+# A run's folder in the store's work area, as cwltool names it in volumes.
+RUN = posixpath.join("/s", "work", "p1", "runs", "r1")
+
 CWLTOOL_ARGV = [
     "run",
-    "--volume=/s/work/p1/runs/r1/out/j_8wnrcs:/WaLKAf",
-    "--volume=/s/work/p1/runs/r1/tmp/3dtqh3kk:/tmp",
+    f"--volume={RUN}/out/j_8wnrcs:/WaLKAf",
+    f"--volume={RUN}/tmp/3dtqh3kk:/tmp",
     "--volume=/s/inputs/p1/a.txt:/var/lib/cwl/stg19a1/a.txt",
     "--workdir=/WaLKAf",
     "--rm",
@@ -67,8 +70,8 @@ def test_cwltool_run_arguments():
     inv = parse_docker_args(CWLTOOL_ARGV)
     assert inv.command == "run"
     assert inv.volumes == (
-        Volume("/s/work/p1/runs/r1/out/j_8wnrcs", "/WaLKAf"),
-        Volume("/s/work/p1/runs/r1/tmp/3dtqh3kk", "/tmp"),
+        Volume(f"{RUN}/out/j_8wnrcs", "/WaLKAf"),
+        Volume(f"{RUN}/tmp/3dtqh3kk", "/tmp"),
         Volume("/s/inputs/p1/a.txt", "/var/lib/cwl/stg19a1/a.txt"),
     )
     assert inv.workdir == "/WaLKAf"
@@ -220,8 +223,8 @@ def run_args(root: Path, *extra: str, command: tuple[str, ...] = ("cat", "a.txt"
     return parse_docker_args(
         [
             "run",
-            f"--volume={root}/work/p1/runs/r1/out/o1:/OUT",
-            f"--volume={root}/work/p1/runs/r1/tmp/t1:/tmp",
+            f"--volume={root / 'work' / 'p1/runs/r1/out/o1'}:/OUT",
+            f"--volume={root / 'work' / 'p1/runs/r1/tmp/t1'}:/tmp",
             *extra,
             "--workdir=/OUT",
             "--rm",
@@ -394,7 +397,7 @@ def test_symlinks_inside_directories_leading_out_are_refused(tmp_path, store):
 
 def test_scratch_may_live_anywhere(tmp_path, store):
     inv = parse_docker_args(
-        ["run", f"--volume={store}/work/p1/runs/r1/out/o1:/OUT", f"--volume={tmp_path}:/tmp", "--workdir=/OUT",
+        ["run", f"--volume={store / 'work' / 'p1/runs/r1/out/o1'}:/OUT", f"--volume={tmp_path}:/tmp", "--workdir=/OUT",
          "img", "true"]
     )  # fmt: skip
     assert build_task(inv, NO_FDS, engine_env(store))["volumes"] == ["/tmp"]
@@ -433,8 +436,9 @@ def test_inspect_fds(tmp_path):
 
 
 def _materialise(recording: dict, base: Path) -> dict:
-    """Recreate the recorded store tree under `base`; return the recording with {BASE} replaced."""
-    text = json.loads(json.dumps(recording).replace("{BASE}", str(base)))
+    """Recreate the recorded store tree under `base`; return the recording with {WORK} and {BASE} replaced."""
+    encoded = json.dumps(recording).replace("{WORK}", str(base / "store" / "work"))
+    text = json.loads(encoded.replace("{BASE}", str(base)))
     root = base / "store"
     for kind, rel, *link in sorted(text["tree"], key=lambda e: (e[0] == "l", e[1])):
         path = root / rel
@@ -511,10 +515,11 @@ def test_live_cwltool_steps(live):
         workdir = task["executors"][0]["workdir"]
         out_vol = next(a for a in argv if a.startswith("--volume=") and a.endswith(":" + workdir))
         out_host = out_vol[len("--volume="): -len(workdir) - 1]
-        assert out_host.startswith(f"{root}/work/p1/runs/r1/out/")
+        run_dir = root / "work" / "p1/runs/r1"
+        assert out_host.startswith(f"{run_dir}/out/")
         assert task["outputs"] == [{"path": workdir, "url": url(out_host), "type": "DIRECTORY"}]
         assert task["volumes"][0] == "/tmp"
-        assert any(a.startswith(f"--volume={root}/work/p1/runs/r1/tmp/") and a.endswith(":/tmp") for a in argv)
+        assert any(a.startswith(f"--volume={run_dir}/tmp/") and a.endswith(":/tmp") for a in argv)
         assert task["tags"] == {"project": "p1", "wes_run": "r1"}
         assert task["executors"][0]["env"]["HOME"] == workdir and task["executors"][0]["env"]["TMPDIR"] == "/tmp"
 

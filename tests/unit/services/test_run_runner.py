@@ -22,7 +22,13 @@ from gateway.services.ports import Area, EngineExit, StaleRun
 from gateway.services.run_runner import RELEASE_STEP, RunRunner, output_object_name
 from gateway.services.runs import RunService, Upload
 from gateway.services.tasks import TaskService
-from tests.fakes import FakeObjectStore, FakeRunRepository, FakeWorkflowEngine, InMemoryTaskRepository
+from tests.fakes import (
+    FakeObjectStore,
+    FakeRunRepository,
+    FakeWorkflowEngine,
+    InMemoryTaskRepository,
+    mem_url,
+)
 
 ALICE = Principal("alice", frozenset({Role.RESEARCHER}), frozenset({"p1"}))
 T0 = datetime(2026, 4, 1, 9, 0, tzinfo=UTC)
@@ -199,7 +205,8 @@ def test_the_happy_path_releases_the_outputs_through_a_paused_review(w: World) -
     assert release.state is TaskState.QUEUED
     assert (release.owner, release.project) == ("alice", "p1")
     assert release.spec.tags == {"project": "p1", "wes_step": RELEASE_STEP, RUN_TAG: run.id}
-    assert [(i.url, i.path) for i in release.spec.inputs] == [(f"mem://work/p1/runs/{run.id}/outputs", "/outputs")]
+    outputs_url = mem_url(Area.WORK, f"p1/runs/{run.id}/outputs")
+    assert [(i.url, i.path) for i in release.spec.inputs] == [(outputs_url, "/outputs")]
     assert [(o.url, o.path) for o in release.spec.outputs] == [(f"mem://released/p1/runs/{run.id}", "/outputs")]
 
     # The release task runs, then waits for review: the run waits too.
@@ -288,7 +295,7 @@ def test_outputs_naming_files_outside_the_run_outputs_are_withheld(w: World) -> 
     w.release(run, "r.txt")
     outputs_url = w.store.url_for(Area.WORK, f"p1/runs/{run.id}/outputs/")
     w.engine.outputs_of[run.id] = {
-        "elsewhere": {"class": "File", "location": f"mem://work/p1/runs/{run.id}/workflow/main.cwl"},
+        "elsewhere": {"class": "File", "location": mem_url(Area.WORK, f"p1/runs/{run.id}/workflow/main.cwl")},
         "input": {"class": "File", "location": "mem://inputs/p1/a.csv"},
         "climbing": {"class": "File", "location": outputs_url + "../../other/outputs/r.txt"},
         "climbing_dir": {"class": "Directory", "location": outputs_url + "../../../../p2"},

@@ -26,7 +26,13 @@ from gateway.domain.runs import RUN_TAG, Run, RunState
 from gateway.services.ports import Area, StaleRun
 from gateway.services.runs import CREDENTIAL_PREFIX, PARAMS_FILE, RunService, Upload
 from gateway.services.tasks import TaskService
-from tests.fakes import FakeObjectStore, FakeRunRepository, InMemoryAuditLog, InMemoryTaskRepository
+from tests.fakes import (
+    FakeObjectStore,
+    FakeRunRepository,
+    InMemoryAuditLog,
+    InMemoryTaskRepository,
+    mem_url,
+)
 
 NOW = datetime(2026, 5, 6, 7, 8, 9, tzinfo=UTC)
 
@@ -280,7 +286,7 @@ def test_duplicate_and_clashing_names_are_explained(h: Harness) -> None:
         "mem://released/p2/out.csv",             # another project's released outputs
         "mem://inputs/p1/../p2/secret.csv",      # climbing into another project
         "mem://quarantine/p1/x.csv",             # not readable by tasks at all
-        "mem://work/p1/runs/other/outputs/x",    # another run's work folder
+        mem_url(Area.WORK, "p1/runs/other/outputs/x"),    # another run's work folder
         "/etc/passwd",
         "file:///etc/passwd",
         "http://example.org/data.csv",
@@ -584,7 +590,7 @@ def test_each_minted_credential_is_new_and_the_run_keeps_no_secret(h: Harness) -
 
 
 def step_body(run: Run, **fields: Any) -> dict[str, Any]:
-    folder = f"mem://work/{run.project}/runs/{run.id}/"
+    folder = mem_url(Area.WORK, f"{run.project}/runs/{run.id}/")
     return {
         "name": "align",
         "executors": [{"image": "alpine", "command": ["true"]}],
@@ -629,10 +635,10 @@ def test_the_engine_is_confined_to_its_own_run(h: Harness) -> None:
     engine = h.service.engine_principal(h.engine_token(run, RunState.INITIALIZING, RunState.RUNNING))
     refused = [
         (step_body(other), DestinationNotAllowed),                                   # a sibling run's folder
-        (step_body(run, outputs=[{"path": "/o", "url": "mem://work/p1/runs/other/x"}]), DestinationNotAllowed),
-        (step_body(run, outputs=[{"path": "/o", "url": f"mem://work/p1/runs/{run.id}/../{other.id}/x"}]),
+        (step_body(run, outputs=[{"path": "/o", "url": mem_url(Area.WORK, "p1/runs/other/x")}]), DestinationNotAllowed),
+        (step_body(run, outputs=[{"path": "/o", "url": mem_url(Area.WORK, f"p1/runs/{run.id}/../{other.id}/x")}]),
          DestinationNotAllowed),
-        (step_body(run, outputs=[{"path": "/o", "url": "mem://work/p1/x"}]), DestinationNotAllowed),
+        (step_body(run, outputs=[{"path": "/o", "url": mem_url(Area.WORK, "p1/x")}]), DestinationNotAllowed),
         (step_body(run, outputs=[{"path": "/o", "url": "mem://released/p2/x"}]), DestinationNotAllowed),
         (step_body(run, inputs=[{"path": "/i", "url": "mem://inputs/p2/x"}]), DestinationNotAllowed),
         (step_body(elsewhere), DestinationNotAllowed),
