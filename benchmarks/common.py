@@ -68,21 +68,22 @@ class Server:
 
 @contextmanager
 def serve(
-    args: list[str], *, env: Mapping[str, str], port: int, ready_path: str, log_file: Path, timeout: float = 60.0
+    args: list[str], *, env: Mapping[str, str], port: int, ready_path: str, log_file: Path, timeout: float = 60.0,
+    program: str | None = sys.executable, cwd: Path = REPO,
 ) -> Iterator[Server]:
-    """Run `python ARGS` on 127.0.0.1:`port` until the block ends; wait until `ready_path` answers 200."""
+    """Run `PROGRAM ARGS` (python by default; None: ARGS is the whole command) on 127.0.0.1:`port` until the
+    block ends; wait until `ready_path` answers 200."""
     base = f"http://127.0.0.1:{port}"
+    command = [program, *args] if program else list(args)
     with open(log_file, "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, *args], cwd=REPO, env=dict(env), stdout=log, stderr=subprocess.STDOUT
-        )
+        proc = subprocess.Popen(command, cwd=cwd, env=dict(env), stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + timeout
         while True:
             if proc.poll() is not None:
                 raise RuntimeError(f"server exited with {proc.returncode}:\n{_tail(log_file)}")
             try:
-                if httpx.get(base + ready_path, timeout=2.0).status_code == 200:
+                if httpx.get(base + ready_path, timeout=10.0).status_code == 200:
                     break
             except httpx.TransportError:
                 pass

@@ -30,8 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import datetime
 from importlib.metadata import version
 from pathlib import Path
@@ -85,35 +84,6 @@ def _epoch(text: str) -> float:
 
 
 # ---------------------------------------------------------------- servers
-
-
-@contextmanager
-def _serve_peer(cmd: list[str], *, cwd: Path, env: dict[str, str], port: int, ready_path: str,
-                log_file: Path, timeout: float = 60.0) -> Iterator[str]:
-    base = f"http://127.0.0.1:{port}"
-    with open(log_file, "wb") as out:
-        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"{cmd[0]} exited with {proc.returncode}:\n{log_file.read_text()[-3000:]}")
-            try:
-                if httpx.get(base + ready_path, timeout=10.0).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{cmd[0]} did not become ready in {timeout} s:\n{log_file.read_text()[-3000:]}")
-            time.sleep(0.2)
-        yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=15)
 
 
 def _peer_env(root: Path, podman_env: dict[str, str]) -> dict[str, str]:
@@ -280,16 +250,16 @@ def run(quick: bool = False) -> dict[str, Any]:
         with serve(["-m", "gateway.cli", "serve", "--port", str(ports["gateway"])],
                    env=gateway_env(data_dir, egress_review="automatic"), port=ports["gateway"],
                    ready_path="/healthz", log_file=root / "gateway.log") as gw, \
-                _serve_peer(wes_peers.wes_server_command(ports["wes_host"], HOST_OPTIONS),
+                serve(wes_peers.wes_server_command(ports["wes_host"], HOST_OPTIONS), program=None,
                             cwd=root / "wes-service-host", env={**peer_env, "TMPDIR": str(root / "wes-service-host")},
                             port=ports["wes_host"], ready_path=f"{WES}/service-info",
                             log_file=root / "wes-service-host.log") as wes_host, \
-                _serve_peer(wes_peers.wes_server_command(ports["wes_podman"], PODMAN_OPTIONS),
+                serve(wes_peers.wes_server_command(ports["wes_podman"], PODMAN_OPTIONS), program=None,
                             cwd=root / "wes-service-podman",
                             env={**peer_env, "TMPDIR": str(root / "wes-service-podman")},
                             port=ports["wes_podman"], ready_path=f"{WES}/service-info",
                             log_file=root / "wes-service-podman.log") as wes_podman, \
-                _serve_peer(wes_peers.sapporo_command(ports["sapporo"], root / "sapporo" / "runs", run_sh),
+                serve(wes_peers.sapporo_command(ports["sapporo"], root / "sapporo" / "runs", run_sh), program=None,
                             cwd=root / "sapporo", env=peer_env, port=ports["sapporo"], ready_path="/service-info",
                             log_file=root / "sapporo.log") as sapporo, \
                 httpx.Client(base_url=gw.base_url, headers={"Authorization": f"Bearer {token}"}, timeout=60) as gc, \
@@ -320,10 +290,11 @@ def run(quick: bool = False) -> dict[str, Any]:
                 "cwltool_host": lambda: _plain([*cwltool, *HOST_OPTIONS], dict(os.environ), root, next(counter)),
                 "cwltool_podman": lambda: _plain([*cwltool, *PODMAN_OPTIONS], podman_env, root, next(counter)),
                 "gateway": gateway,
-                "wes_service_host": peer("wes_service_host", f"{wes_host}{WES}/runs", {}),
-                "wes_service_podman": peer("wes_service_podman", f"{wes_podman}{WES}/runs", {}),
-                "sapporo_host": peer("sapporo_host", f"{sapporo}/runs", sapporo_options({"--no-container": ""})),
-                "sapporo_podman": peer("sapporo_podman", f"{sapporo}/runs",
+                "wes_service_host": peer("wes_service_host", f"{wes_host.base_url}{WES}/runs", {}),
+                "wes_service_podman": peer("wes_service_podman", f"{wes_podman.base_url}{WES}/runs", {}),
+                "sapporo_host": peer("sapporo_host", f"{sapporo.base_url}/runs",
+                                     sapporo_options({"--no-container": ""})),
+                "sapporo_podman": peer("sapporo_podman", f"{sapporo.base_url}/runs",
                                        sapporo_options({"--podman": "", "--default-container": IMAGE})),
             }
             log(f"wes: {warmup} warm-up + {rounds} rounds of {len(series)} series, round-robin")

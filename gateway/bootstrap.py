@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 
@@ -34,7 +34,7 @@ from gateway.adapters.metrics import Metrics
 from gateway.config import Settings, SettingsError
 from gateway.domain.airlock import ProjectPolicy
 from gateway.domain.egress import EgressPolicy
-from gateway.domain.errors import DomainError
+from gateway.domain.errors import InvalidRequest
 from gateway.domain.images import ImagePolicy
 from gateway.services.access_tokens import AccessTokenService
 from gateway.services.airlock import AirlockService
@@ -48,6 +48,9 @@ from gateway.services.runner import TaskRunner
 from gateway.services.runs import RunService
 from gateway.services.submissions import SubmissionService
 from gateway.services.tasks import TaskService
+
+if TYPE_CHECKING:
+    from gateway.adapters.crates.run_provenance import RunCrateBuilder
 
 
 def _local_store(settings: Settings) -> ObjectStore:
@@ -137,6 +140,7 @@ class Components:
     backend_factory: Callable[[], ComputeBackend]
     _backend: ComputeBackend | None = field(default=None, init=False)
     _dispatcher: Dispatcher | None = field(default=None, init=False)
+    _run_crates: RunCrateBuilder | None = field(default=None, init=False)
 
     @property
     def backend(self) -> ComputeBackend:
@@ -149,12 +153,13 @@ class Components:
     def dispatcher(self) -> Dispatcher:
         if self._dispatcher is None:
             s = self.settings
+            egress = self.egress_service()
             runner = TaskRunner(
                 repo=self.tasks.repo,
                 backend=self.backend,
                 store=self.store,
                 images=self.tasks.images,
-                egress=self.egress_service(),
+                egress=egress,
                 now=utcnow,
                 audit=self.airlock.audit,
                 observer=self.metrics,
@@ -165,8 +170,7 @@ class Components:
                 repo=self.tasks.repo,
                 runner=runner,
                 backend=self.backend,
-                runs=self.run_runner(worker_id),
-                followers=(self.submissions.follow_once,),
+                followers=tuple(f for f in (self.run_runner(worker_id, egress), self.submissions) if f is not None),
                 worker_id=worker_id,
                 poll_interval=s.dispatcher_poll_seconds,
                 lease_seconds=s.dispatcher_lease_seconds,
@@ -178,18 +182,19 @@ class Components:
         return self._dispatcher
 
     @property
-    def run_crates(self) -> Any:
-        """Builds Workflow Run RO-Crates of finished runs (imported on first use: it loads rocrate)."""
-        from importlib.metadata import version
+    def run_crates(self) -> RunCrateBuilder:
+        """Builds Workflow Run RO-Crates of finished runs (made on first use: it loads rocrate)."""
+        if self._run_crates is None:
+            from gateway.adapters.crates.run_provenance import RunCrateBuilder
 
-        from gateway.adapters.crates.run_provenance import RunCrateBuilder
+            root = getattr(self.store, "root", None)
+            if root is None:
+                raise InvalidRequest("run crates need a filesystem-backed work area (object_store = 'local')")
+            version = self.runs.engine_versions[0] if self.runs.engine_versions else None
+            self._run_crates = RunCrateBuilder(self.runs, self.store, Path(root) / "work", version)
+        return self._run_crates
 
-        root = getattr(self.store, "root", None)
-        if root is None:
-            raise DomainError("run crates need a filesystem-backed store")
-        return RunCrateBuilder(self.runs, self.store, Path(root) / "work", version("cwltool"))
-
-    def run_runner(self, worker_id: str) -> RunRunner | None:
+    def run_runner(self, worker_id: str, egress: EgressService) -> RunRunner | None:
         """The driver of workflow runs, when the object store can host an engine's files."""
         root = getattr(self.store, "root", None)
         if self.runs.unavailable_reason or root is None:
@@ -211,9 +216,8 @@ class Components:
             worker_id=worker_id,
             release_image=s.wes_default_image,
             lease_seconds=s.dispatcher_lease_seconds,
-            egress=self.egress_service(),
+            egress=egress,
         )
-
 
     def egress_service(self) -> EgressService:
         s = self.settings

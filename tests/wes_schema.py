@@ -13,59 +13,26 @@ OpenAPI 3.0 schemas are JSON Schema draft 4 plus a few keywords; the one that ch
 from __future__ import annotations
 
 import copy
-import re
-from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import jsonschema
 import yaml
-from referencing import Registry, Resource
-from referencing.exceptions import NoSuchResource
+from referencing import Registry
 from referencing.jsonschema import DRAFT4
 
-REPO = Path(__file__).resolve().parents[1]
-# The repository's parent folder holds `shared/` (never an absolute machine path here).
-SPECS_DIR = REPO / ".." / "shared" / "specs"
-UPSTREAM_WES = SPECS_DIR / "workflow_execution_service.openapi.1.1.0.vendored-service-info.yaml"
-UPSTREAM_SERVICE_INFO = SPECS_DIR / "ga4gh-service-info.v1.0.0.yaml"
-OUR_WES = REPO / "openapi" / "wes.yaml"
-
-# How the non-vendored upstream WES document names the service-info schemas.
-SERVICE_INFO_URL = (
-    "https://raw.githubusercontent.com/ga4gh-discovery/ga4gh-service-info/v1.0.0/service-info.yaml"
+from tests.upstream_schema import (
+    REPO,
+    SERVICE_INFO_URL,
+    SPECS_DIR,
+    UPSTREAM_SERVICE_INFO,
+    format_checker,
+    refuse_remote,
 )
+
+UPSTREAM_WES = SPECS_DIR / "workflow_execution_service.openapi.1.1.0.vendored-service-info.yaml"
+OUR_WES = REPO / "openapi" / "wes.yaml"
 OURS_URI = "urn:tre-gateway-tests:wes-ours"
-
-RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
-
-
-def _refuse_remote(uri: str) -> Resource[Any]:
-    """Every $ref must resolve to a document registered below; nothing is ever fetched."""
-    raise NoSuchResource(ref=uri)  # type: ignore[call-arg]
-
-
-def _format_checker() -> jsonschema.FormatChecker:
-    """Draft 4's checker plus `date-time` and `uri`, which jsonschema checks only with optional extras."""
-    checker = jsonschema.FormatChecker(list(jsonschema.Draft4Validator.FORMAT_CHECKER.checkers))
-
-    @checker.checks("date-time", raises=ValueError)
-    def _date_time(value: object) -> bool:
-        if not isinstance(value, str):
-            return True
-        if not RFC3339.match(value):
-            return False
-        datetime.fromisoformat(value.upper().replace("Z", "+00:00"))  # rejects impossible dates and times
-        return True
-
-    @checker.checks("uri")
-    def _uri(value: object) -> bool:
-        if not isinstance(value, str):
-            return True
-        return bool(urlparse(value).scheme) and " " not in value
-
-    return checker
 
 
 def _openapi_to_draft4(node: Any) -> Any:
@@ -96,7 +63,7 @@ def _load_registry() -> Registry:
     wes = _load(UPSTREAM_WES)
     service_info = DRAFT4.create_resource(_load(UPSTREAM_SERVICE_INFO))
     ours = _load(OUR_WES) if OUR_WES.exists() else {}
-    return Registry(retrieve=_refuse_remote).with_resources(  # type: ignore[call-arg]
+    return Registry(retrieve=refuse_remote).with_resources(  # type: ignore[call-arg]
         [
             (_upstream_uri(), DRAFT4.create_resource(wes)),
             # The vendored document's relative `$ref` resolves next to it, i.e. to this URI.
@@ -108,7 +75,7 @@ def _load_registry() -> Registry:
 
 
 _REGISTRY = _load_registry()
-_FORMATS = _format_checker()
+_FORMATS = format_checker()
 
 
 def _validate(uri: str, schema_name: str, body: Any) -> None:

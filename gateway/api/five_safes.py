@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import Response, request
 
+from gateway.api.urls import site_url
 from gateway.bootstrap import Components
 from gateway.domain.submissions import Submission
 from gateway.domain.views import rfc3339
@@ -16,10 +17,6 @@ from gateway.services.submissions import CrateRejected
 BASE = "/five-safes/v1"
 # The crate's phase names -> the API's.
 PHASE_NAMES = {"check_value": "check", "validation_check": "validation", "disclosure_check": "disclosure"}
-
-
-def _site(c: Components) -> str:
-    return (c.settings.public_url or request.host_url).rstrip("/")
 
 
 def summary(s: Submission) -> dict[str, Any]:
@@ -40,11 +37,11 @@ def document(c: Components, s: Submission) -> dict[str, Any]:
         doc["workflow"] = {"id": s.workflow_id, **({"version": s.workflow_version} if s.workflow_version else {})}
     if s.run_id:
         doc["run_id"] = s.run_id
-        doc["run_url"] = f"{_site(c)}/ga4gh/wes/v1/runs/{s.run_id}"
+        doc["run_url"] = f"{site_url(c)}/ga4gh/wes/v1/runs/{s.run_id}"
     if s.reason:
         doc["reason"] = s.reason
     if s.state.is_final:
-        doc["result_crate_url"] = f"{_site(c)}{BASE}/submissions/{s.id}/crate"
+        doc["result_crate_url"] = f"{site_url(c)}{BASE}/submissions/{s.id}/crate"
     return doc
 
 
@@ -58,7 +55,7 @@ def handlers(c: Components) -> dict[str, Callable[..., Any]]:
             s = c.submissions.submit(token_info["principal"], upload.stream, request.form.get("project"))
         except CrateRejected as exc:
             body = {"msg": exc.msg, "status_code": 422, "submission_id": exc.submission.id,
-                    "result_crate_url": f"{_site(c)}{BASE}/submissions/{exc.submission.id}/crate"}
+                    "result_crate_url": f"{site_url(c)}{BASE}/submissions/{exc.submission.id}/crate"}
             return Response(json.dumps(body), 422, mimetype="application/json")
         return document(c, s), 202
 

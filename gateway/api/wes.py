@@ -11,8 +11,9 @@ from typing import Any
 
 from flask import Response, request
 
+from gateway.api.urls import site_url
 from gateway.bootstrap import Components
-from gateway.domain.runs import CWL, CWL_VERSIONS, ENGINE_FLAGS, Run
+from gateway.domain.runs import CWL, CWL_VERSIONS, ENGINE_FLAGS, Run, RunState
 from gateway.domain.task import Task
 from gateway.domain.views import rfc3339
 from gateway.services.runs import Upload
@@ -22,7 +23,7 @@ WES_BASE = "/ga4gh/wes/v1"
 
 
 def _base_url(c: Components) -> str:
-    return (c.settings.public_url or request.host_url).rstrip("/") + WES_BASE
+    return site_url(c) + WES_BASE
 
 
 def run_log_document(run: Run, base: str) -> dict[str, Any]:
@@ -46,7 +47,7 @@ def run_log_document(run: Run, base: str) -> dict[str, Any]:
         "state": run.state.value,
         "run_log": run_log,
         "task_logs_url": f"{base}/runs/{run.id}/tasks",
-        "outputs": run.outputs if run.state.value == "COMPLETE" else {},
+        "outputs": run.outputs if run.state is RunState.COMPLETE else {},
     }
 
 
@@ -172,7 +173,7 @@ def handlers(c: Components) -> dict[str, Callable[..., Any]]:
         return _text("".join(parts))
 
     def GetRunCrate(run_id: str, token_info: dict[str, Any]) -> Response:
-        data = c.run_crates.crate_zip(token_info["principal"], run_id, _base_url(c))
+        data = c.run_crates.crate_zip(token_info["principal"], run_id, site_url(c))
         return Response(data, 200, mimetype="application/zip",
                         headers={"Content-Disposition": f'attachment; filename="run-{run_id}-ro-crate.zip"'})
 

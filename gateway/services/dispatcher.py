@@ -10,19 +10,30 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from gateway.domain.errors import DomainError
 from gateway.domain.states import ACTIVE_STATES, TaskState
 from gateway.domain.task import Task, system_log
 from gateway.services.observer import NullObserver, Observer
 from gateway.services.ports import ComputeBackend, StaleTask, TaskRepository
-from gateway.services.run_runner import RunRunner
 from gateway.services.runner import TaskRunner
 
 log = logging.getLogger(__name__)
+
+
+class Follower(Protocol):
+    """Work the dispatcher drives on each pass besides tasks (workflow runs, crate submissions)."""
+
+    def run_once(self) -> int:
+        """Take what can move one step further; return how many items were looked at."""
+        ...
+
+    def any_active(self) -> bool:
+        """Whether anything will still move without a person acting (drain waits for it)."""
+        ...
 
 
 @dataclass
@@ -31,10 +42,8 @@ class Dispatcher:
     runner: TaskRunner
     backend: ComputeBackend
     worker_id: str
-    # Drives workflow runs alongside tasks (None where runs are not available).
-    runs: RunRunner | None = None
-    # Other work that follows runs and tasks (e.g. crate submissions); each returns how much it looked at.
-    followers: tuple[Callable[[], int], ...] = ()
+    # Work driven alongside tasks, in order: workflow runs, then what follows runs (crate submissions).
+    followers: tuple[Follower, ...] = ()
     poll_interval: float = 0.5
     lease_seconds: float = 30.0
     batch_size: int = 64
@@ -55,10 +64,7 @@ class Dispatcher:
                 self._advance(task)
         else:
             list(pool.map(self._advance, tasks))
-        runs = self.runs.run_once() if self.runs is not None else 0
-        for follow in self.followers:
-            follow()
-        return len(tasks) + runs
+        return len(tasks) + sum(follower.run_once() for follower in self.followers)
 
     def drain(self, timeout: float = 60.0) -> None:
         """Run until no task is active (tests, benchmarks) or `timeout` passes."""
@@ -70,9 +76,9 @@ class Dispatcher:
         raise TimeoutError("tasks still active after drain timeout")
 
     def _any_active(self) -> bool:
-        counts = self.repo.count_by_state()
-        if self.runs is not None and self.runs.any_active():
+        if any(follower.any_active() for follower in self.followers):
             return True
+        counts = self.repo.count_by_state()
         return any(counts.get(s, 0) for s in ACTIVE_STATES)
 
     def _advance(self, task: Task) -> None:

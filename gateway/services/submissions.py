@@ -343,7 +343,11 @@ class SubmissionService:
 
     # ------------------------------------------------------------ following the run
 
-    def follow_once(self) -> int:
+    def any_active(self) -> bool:
+        """Submissions only follow their runs, which the dispatcher drives (and waits for) on their own."""
+        return False
+
+    def run_once(self) -> int:
         """Advance every submission whose run is under way; return how many were looked at."""
         active = self.repo.active()
         for s in active:

@@ -19,11 +19,9 @@ from gateway.services.ports import Area, ObjectStore
 from gateway.services.run_runner import RELEASE_STEP
 from gateway.services.runs import WORKFLOW_DIR, RunService, run_key
 
-WES_BASE = "/ga4gh/wes/v1"
-
 
 class RunCrateBuilder:
-    def __init__(self, runs: RunService, store: ObjectStore, work_root: Path, engine_version: str) -> None:
+    def __init__(self, runs: RunService, store: ObjectStore, work_root: Path, engine_version: str | None) -> None:
         self.runs, self.store, self.work_root, self.engine_version = runs, store, work_root, engine_version
 
     def _steps(self, principal: Principal, run: Run, site: str) -> list[RunCrateStep]:
@@ -67,12 +65,11 @@ class RunCrateBuilder:
             )
         return files
 
-    def crate_zip(self, principal: Principal, run_id: str, wes_base_url: str) -> bytes:
-        """The zip of the crate; Conflict while the run has not finished."""
+    def crate_zip(self, principal: Principal, run_id: str, site: str) -> bytes:
+        """The zip of the crate (`site`: the gateway's base URL); Conflict while the run has not finished."""
         run = self.runs.get(principal, run_id)
         if not run.state.is_terminal:
             raise Conflict(f"run {run_id} is {run.state.value}; its RO-Crate exists once it has finished")
-        site = wes_base_url.removesuffix(WES_BASE)
         workflow_dir = self.work_root / run_key(run, WORKFLOW_DIR)
         main = str(run.engine.get("workflow") or run.request.workflow_url).partition("#")[0]
         crate = RunCrate(

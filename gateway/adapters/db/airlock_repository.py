@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select, update
 
+from gateway.adapters.db.paging import newest_first
 from gateway.adapters.db.tables import audit_events, audit_head, egress_requests, project_policies
 from gateway.domain.airlock import (
     CellFlag,
@@ -145,14 +146,8 @@ class SqlEgressRequestRepository:
             if not projects:
                 return RequestPage()
             stmt = stmt.where(egress_requests.c.project.in_(sorted(projects)))
-        if before_seq is not None:
-            stmt = stmt.where(egress_requests.c.seq < before_seq)
-        stmt = stmt.order_by(egress_requests.c.seq.desc()).limit(limit + 1)
-        with self.engine.connect() as conn:
-            rows = conn.execute(stmt).all()
-        has_more = len(rows) > limit
-        rows = rows[:limit]
-        return RequestPage([_request_from_row(r) for r in rows], rows[-1].seq if rows else None, has_more)
+        rows, last_seq, has_more = newest_first(self.engine, stmt, egress_requests, before_seq, limit)
+        return RequestPage([_request_from_row(r) for r in rows], last_seq, has_more)
 
 
 class SqlProjectPolicyRepository:

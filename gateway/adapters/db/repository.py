@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 
-from sqlalchemy import Engine, and_, bindparam, delete, exists, func, insert, or_, select, update
+from sqlalchemy import Engine, and_, bindparam, delete, exists, func, insert, select, update
 
 from gateway.adapters.db.airlock_repository import append_audit
+from gateway.adapters.db.paging import claim_leases, newest_first
 from gateway.adapters.db.serialize import logs_to_json, task_from_row
 from gateway.adapters.db.tables import access_tokens, project_members, task_tags, tasks
 from gateway.domain.audit import AuditEvent
@@ -82,45 +82,12 @@ class SqlTaskRepository:
             if value:
                 cond = and_(cond, task_tags.c.value == value)
             stmt = stmt.where(exists().where(cond))
-        if query.before_seq is not None:
-            stmt = stmt.where(tasks.c.seq < query.before_seq)
-        stmt = stmt.order_by(tasks.c.seq.desc()).limit(query.limit + 1)
-        with self.engine.connect() as conn:
-            rows = conn.execute(stmt).all()
-        has_more = len(rows) > query.limit
-        rows = rows[: query.limit]
-        return TaskPage(
-            tasks=[task_from_row(r) for r in rows],
-            last_seq=rows[-1].seq if rows else None,
-            has_more=has_more,
-        )
+        rows, last_seq, has_more = newest_first(self.engine, stmt, tasks, query.before_seq, query.limit)
+        return TaskPage(tasks=[task_from_row(r) for r in rows], last_seq=last_seq, has_more=has_more)
 
     def claim_active(self, worker: str, lease_seconds: float, limit: int) -> list[Task]:
-        now = time.time()
-        free = or_(
-            tasks.c.lease_owner.is_(None), tasks.c.lease_expires < now, tasks.c.lease_owner == worker
-        )
-        claimed: list[Task] = []
-        with self.engine.begin() as conn:
-            candidates = conn.execute(
-                select(tasks.c.seq)
-                .where(tasks.c.state.in_(_ACTIVE), free)
-                .order_by(tasks.c.seq)
-                .limit(limit)
-            ).scalars().all()
-        for seq in candidates:
-            # The conditional update is atomic per row: two workers never both win a lease.
-            with self.engine.begin() as conn:
-                won = conn.execute(
-                    update(tasks)
-                    .where(tasks.c.seq == seq, free)
-                    .values(lease_owner=worker, lease_expires=now + lease_seconds)
-                ).rowcount
-                if won:
-                    row = conn.execute(select(tasks).where(tasks.c.seq == seq)).first()
-                    if row is not None:
-                        claimed.append(task_from_row(row))
-        return claimed
+        rows = claim_leases(self.engine, tasks, _ACTIVE, worker, lease_seconds, limit)
+        return [task_from_row(r) for r in rows]
 
     def release_lease(self, task_id: str, worker: str) -> None:
         with self.engine.begin() as conn:

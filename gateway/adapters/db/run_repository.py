@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from datetime import UTC
 from typing import Any
 
-from sqlalchemy import Engine, func, insert, or_, select, update
+from sqlalchemy import Engine, func, insert, select, update
 
 from gateway.adapters.db.airlock_repository import append_audit
+from gateway.adapters.db.paging import claim_leases, newest_first
 from gateway.adapters.db.serialize import as_utc, parse_time
 from gateway.adapters.db.tables import runs
 from gateway.domain.audit import AuditEvent
@@ -100,34 +100,11 @@ class SqlRunRepository:
             if not query.projects:
                 return RunPage()
             stmt = stmt.where(runs.c.project.in_(sorted(query.projects)))
-        if query.before_seq is not None:
-            stmt = stmt.where(runs.c.seq < query.before_seq)
-        stmt = stmt.order_by(runs.c.seq.desc()).limit(query.limit + 1)
-        with self.engine.connect() as conn:
-            rows = conn.execute(stmt).all()
-        has_more = len(rows) > query.limit
-        rows = rows[: query.limit]
-        return RunPage([_from_row(r) for r in rows], rows[-1].seq if rows else None, has_more)
+        rows, last_seq, has_more = newest_first(self.engine, stmt, runs, query.before_seq, query.limit)
+        return RunPage([_from_row(r) for r in rows], last_seq, has_more)
 
     def claim_active(self, worker: str, lease_seconds: float, limit: int) -> list[Run]:
-        now = time.time()
-        free = or_(runs.c.lease_owner.is_(None), runs.c.lease_expires < now, runs.c.lease_owner == worker)
-        with self.engine.connect() as conn:
-            candidates = conn.execute(
-                select(runs.c.seq).where(runs.c.state.in_(_ACTIVE), free).order_by(runs.c.seq).limit(limit)
-            ).scalars().all()
-        claimed = []
-        for seq in candidates:
-            with self.engine.begin() as conn:
-                won = conn.execute(
-                    update(runs).where(runs.c.seq == seq, free)
-                    .values(lease_owner=worker, lease_expires=now + lease_seconds)
-                ).rowcount
-                if won:
-                    row = conn.execute(select(runs).where(runs.c.seq == seq)).first()
-                    if row is not None:
-                        claimed.append(_from_row(row))
-        return claimed
+        return [_from_row(r) for r in claim_leases(self.engine, runs, _ACTIVE, worker, lease_seconds, limit)]
 
     def count_by_state(self) -> dict[RunState, int]:
         with self.engine.connect() as conn:

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Engine, delete, insert, select, update
 
 from gateway.adapters.db.airlock_repository import append_audit
+from gateway.adapters.db.paging import newest_first
 from gateway.adapters.db.serialize import as_utc
 from gateway.adapters.db.tables import crate_policies, submissions
 from gateway.domain.audit import AuditEvent
@@ -74,14 +75,8 @@ class SqlSubmissionRepository:
         if projects is not None:
             visible = submissions.c.project.in_(sorted(projects))
             stmt = stmt.where(visible | (submissions.c.owner == owner) if owner else visible)
-        if before_seq is not None:
-            stmt = stmt.where(submissions.c.seq < before_seq)
-        stmt = stmt.order_by(submissions.c.seq.desc()).limit(limit + 1)
-        with self.engine.connect() as conn:
-            rows = conn.execute(stmt).all()
-        has_more = len(rows) > limit
-        rows = rows[:limit]
-        return SubmissionPage([_from_row(r) for r in rows], rows[-1].seq if rows else None, has_more)
+        rows, last_seq, has_more = newest_first(self.engine, stmt, submissions, before_seq, limit)
+        return SubmissionPage([_from_row(r) for r in rows], last_seq, has_more)
 
     def active(self, limit: int = 64) -> list[Submission]:
         with self.engine.connect() as conn:

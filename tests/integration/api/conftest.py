@@ -9,21 +9,17 @@ it through its lifecycle with the task repository.
 from __future__ import annotations
 
 import copy
-import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import jsonschema
 import jwt
 import pytest
 import yaml
-from referencing import Registry, Resource
-from referencing.exceptions import NoSuchResource
+from referencing import Registry
 from referencing.jsonschema import DRAFT4
 
 from gateway.adapters.auth.jwt_tokens import load_or_create_dev_secret, mint_dev_token
@@ -31,54 +27,23 @@ from gateway.api.app import create_app
 from gateway.bootstrap import Components, build
 from gateway.config import Settings
 from gateway.services.ports import Area
-
-# The repository's parent folder holds `shared/` (never an absolute machine path here).
-SPECS_DIR = Path(__file__).resolve().parents[3] / ".." / "shared" / "specs"
-UPSTREAM_TES = SPECS_DIR / "tes-1.1.0.openapi.yaml"
-UPSTREAM_SERVICE_INFO = SPECS_DIR / "ga4gh-service-info.v1.0.0.yaml"
-
-# The upstream TES document names the service-info schemas by this URL; it is mapped to the local copy.
-SERVICE_INFO_URL = (
-    "https://raw.githubusercontent.com/ga4gh-discovery/ga4gh-service-info/v1.0.0/service-info.yaml"
+from tests.upstream_schema import (
+    SERVICE_INFO_URL,
+    SPECS_DIR,
+    UPSTREAM_SERVICE_INFO,
+    format_checker,
+    refuse_remote,
 )
+
+UPSTREAM_TES = SPECS_DIR / "tes-1.1.0.openapi.yaml"
 TES_URI = "urn:tre-gateway-tests:tes-1.1.0"
 TES_MINIMAL_URI = "urn:tre-gateway-tests:tes-1.1.0-minimal"
 
 BASE = "/ga4gh/tes/v1"
 ACCOUNTS = "/gateway/v1"
 
-RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
-
 
 # --------------------------------------------------------------------------- upstream schema validation
-
-
-def _refuse_remote(uri: str) -> Resource[Any]:
-    """Every $ref must resolve to a document registered below; nothing is ever fetched."""
-    raise NoSuchResource(ref=uri)
-
-
-def _format_checker() -> jsonschema.FormatChecker:
-    """Draft 4's checker plus `date-time` and `uri`, which jsonschema checks only with optional extras."""
-    checker = jsonschema.FormatChecker(list(jsonschema.Draft4Validator.FORMAT_CHECKER.checkers))
-
-    @checker.checks("date-time", raises=ValueError)
-    def _date_time(value: object) -> bool:
-        if not isinstance(value, str):
-            return True
-        if not RFC3339.match(value):
-            return False
-        datetime.fromisoformat(value.upper().replace("Z", "+00:00"))  # rejects impossible dates and times
-        return True
-
-    @checker.checks("uri")
-    def _uri(value: object) -> bool:
-        if not isinstance(value, str):
-            return True
-        parsed = urlparse(value)
-        return bool(parsed.scheme) and " " not in value
-
-    return checker
 
 
 def _load_registry() -> Registry:
@@ -90,7 +55,7 @@ def _load_registry() -> Registry:
     # them (types, the state enum) is still checked against upstream.
     minimal = copy.deepcopy(tes)
     del minimal["components"]["schemas"]["tesTask"]["required"]
-    return Registry(retrieve=_refuse_remote).with_resources(  # type: ignore[call-arg]
+    return Registry(retrieve=refuse_remote).with_resources(  # type: ignore[call-arg]
         [
             (TES_URI, DRAFT4.create_resource(tes)),
             (TES_MINIMAL_URI, DRAFT4.create_resource(minimal)),
@@ -100,7 +65,7 @@ def _load_registry() -> Registry:
 
 
 _REGISTRY = _load_registry()
-_FORMATS = _format_checker()
+_FORMATS = format_checker()
 
 
 def validate_upstream(schema_name: str, body: Any, *, minimal: bool = False) -> None:

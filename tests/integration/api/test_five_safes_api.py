@@ -19,14 +19,15 @@ import yaml
 from referencing import Registry
 from referencing.jsonschema import DRAFT4
 
-from tests.integration.api.conftest import Gateway, _format_checker, bearer
+from tests.integration.api.conftest import Gateway, bearer
 from tests.unit.services.test_submissions import WORKFLOW_ID, make_mirror, request_bag
+from tests.upstream_schema import format_checker
 
 API = "/five-safes/v1"
 SPEC = Path(__file__).resolve().parents[3] / "openapi" / "five-safes.yaml"
 SPEC_URI = "urn:tre-gateway-tests:five-safes"
 _REGISTRY = Registry().with_resource(SPEC_URI, DRAFT4.create_resource(yaml.safe_load(SPEC.read_text())))
-_FORMATS = _format_checker()
+_FORMATS = format_checker()
 LIST_SCHEMA = "#/paths/~1submissions/get/responses/200/content/application~1json/schema"
 
 

@@ -489,16 +489,16 @@ def test_an_input_that_is_not_in_the_crate_is_refused_and_recorded(h: Harness) -
 
 def test_a_paused_run_means_the_outputs_await_disclosure(h: Harness) -> None:
     s, run = h.executing()
-    assert h.service.follow_once() == 1
+    assert h.service.run_once() == 1
     assert h.repo.get(s.id).version == s.version  # a queued run changes nothing
     h.move(run.id, RunState.INITIALIZING, RunState.RUNNING, RunState.PAUSED)
-    assert h.service.follow_once() == 1
+    assert h.service.run_once() == 1
     waiting = h.repo.get(s.id)
     assert waiting.state is SubmissionState.AWAITING_DISCLOSURE
     statuses = h.statuses(waiting)
     assert statuses["disclosure_check"] == "ActiveActionStatus" and statuses["execution"] == "ActiveActionStatus"
     assert h.actions()[-1] == "crate.awaiting_disclosure"
-    h.service.follow_once()  # still paused: nothing more happens
+    h.service.run_once()  # still paused: nothing more happens
     assert h.repo.get(s.id) == waiting
     assert [x.id for x in h.repo.active()] == [s.id]
 
@@ -506,7 +506,7 @@ def test_a_paused_run_means_the_outputs_await_disclosure(h: Harness) -> None:
 def test_a_completed_run_publishes_only_the_released_outputs(h: Harness) -> None:
     s, run = h.executing()
     h.move(run.id, RunState.INITIALIZING, RunState.RUNNING, RunState.PAUSED, release_task_id="task-rel")
-    h.service.follow_once()
+    h.service.run_once()
     summary, table = b"mutations requested: 3\n", b"chain,n\nA,3\n"
     h.release(run, "summary.txt", summary)
     h.release(run, "tables/ok.csv", table)
@@ -519,13 +519,13 @@ def test_a_completed_run_publishes_only_the_released_outputs(h: Harness) -> None
              RequestState.PARTIALLY_RELEASED)
     h.move(run.id, RunState.COMPLETE)
 
-    assert h.service.follow_once() == 1
+    assert h.service.run_once() == 1
     s = h.repo.get(s.id)
     assert s.state is SubmissionState.PUBLISHED and s.reason is None
     assert set(h.statuses(s).values()) == {"CompletedActionStatus"} and len(h.statuses(s)) == 7
     disclosure = h.phase(s, "disclosure_check")
     assert disclosure["agents"] == ["#person-carol", "#person-dave"]
-    assert h.repo.active() == [] and h.service.follow_once() == 0
+    assert h.repo.active() == [] and h.service.run_once() == 0
     assert h.actions()[-1] == "crate.published"
 
     metadata, bag = h.returned(ALICE, s.id)
@@ -557,7 +557,7 @@ def test_outputs_released_by_the_automated_checks_alone_name_the_gateway(h: Harn
     s, run = h.executing()
     h.release(run, "summary.txt", b"ok\n")
     h.move(run.id, RunState.INITIALIZING, RunState.RUNNING, RunState.COMPLETE)
-    h.service.follow_once()
+    h.service.run_once()
     s = h.repo.get(s.id)
     assert s.state is SubmissionState.PUBLISHED
     assert h.phase(s, "disclosure_check")["agents"] == ["#tre-gateway"]
@@ -567,7 +567,7 @@ def test_outputs_released_by_the_automated_checks_alone_name_the_gateway(h: Harn
 def test_a_failed_run_fails_the_submission(h: Harness, ending: RunState) -> None:
     s, run = h.executing()
     h.move(run.id, RunState.INITIALIZING, RunState.RUNNING, ending, reason=system_log("executor_failed", "exit 1"))
-    h.service.follow_once()
+    h.service.run_once()
     s = h.repo.get(s.id)
     assert s.state is SubmissionState.FAILED and s.reason == f"the workflow run ended {ending.value}"
     statuses = h.statuses(s)
@@ -582,11 +582,11 @@ def test_a_failed_run_fails_the_submission(h: Harness, ending: RunState) -> None
 def test_outputs_all_withheld_fail_the_disclosure_check(h: Harness) -> None:
     s, run = h.executing()
     h.move(run.id, RunState.INITIALIZING, RunState.RUNNING, RunState.PAUSED, release_task_id="task-rel")
-    h.service.follow_once()
+    h.service.run_once()
     h.review(run, "task-rel", {"counts.csv": ("carol", Verdict.REJECT)}, RequestState.REJECTED)
     h.move(run.id, RunState.SYSTEM_ERROR, reason=system_log("egress_rejected", "every output was rejected"))
 
-    h.service.follow_once()
+    h.service.run_once()
     s = h.repo.get(s.id)
     assert s.state is SubmissionState.FAILED and s.reason == "output checkers withheld every output"
     statuses = h.statuses(s)
@@ -606,7 +606,7 @@ def test_one_broken_submission_does_not_stop_the_others(h: Harness) -> None:
     shutil.rmtree(h.tmp / "work" / "p1" / "submissions" / first.id)  # its crate is gone
     h.move(run1.id, RunState.INITIALIZING, RunState.RUNNING, RunState.PAUSED)
     h.move(run2.id, RunState.INITIALIZING, RunState.RUNNING, RunState.PAUSED)
-    assert h.service.follow_once() == 2
+    assert h.service.run_once() == 2
     assert h.repo.get(first.id).state is SubmissionState.EXECUTING
     assert h.repo.get(second.id).state is SubmissionState.AWAITING_DISCLOSURE
 
